@@ -1,0 +1,37 @@
+"""Fixtures shared by the test-suite."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+EVENT_SAMPLE = SHARED_DATA / "sparkify_events_2018-11_sample.ndjson.gz"
+MINI_USER_FEATURES = SHARED_DATA / "sparkify_mini_user_features.csv.gz"
+SPOTIFY_SNAPSHOT = SHARED_DATA / "spotify_churn_snapshot.csv.gz"
+
+
+def _shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (../shared/data is not beside the clone)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def event_sample() -> Path:
+    """The real Sparkify event sample (8,056 events)."""
+    return _shared(EVENT_SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def mini_user_features() -> Path:
+    """Per-user aggregates of the real Sparkify mini log (225 users)."""
+    return _shared(MINI_USER_FEATURES)
+
+
+@pytest.fixture(scope="session")
+def spotify_snapshot() -> Path:
+    """The public Spotify churn snapshot table (8,000 users)."""
+    return _shared(SPOTIFY_SNAPSHOT)
