@@ -1,0 +1,119 @@
+"""Command line: ``python -m churnlib <command>``.
+
+Commands
+--------
+report           run the numbered notebooks (papermill) and publish reports/ and figures/
+simulate         write a simulated Sparkify event log (parquet or NDJSON .gz)
+fidelity         compare simulated logs with the real Sparkify mini log (KS per metric, page mix)
+bench            run every benchmark in benchmarks/ and print figures and ratios
+strip-notebooks  clear outputs from notebooks before committing
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from churnlib import paths
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from churnlib.report import run_report
+
+    run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, kernel=args.kernel)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from churnlib.simulate import write_event_log
+
+    stats = write_event_log(args.out, n_users=args.users, days=args.days, seed=args.seed, start=args.start)
+    print(f"wrote {args.out}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+    return 0
+
+
+def _cmd_fidelity(args: argparse.Namespace) -> int:
+    from churnlib.fidelity import fidelity_report
+
+    report = fidelity_report(args.real, n_users=args.users, days=args.days, seeds=tuple(range(1, args.seeds + 1)))
+    print(report)
+    return 0 if report.passed else 1
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    scripts = sorted((paths.project_root() / "benchmarks").glob("bench_*.py"))
+    if args.only:
+        scripts = [s for s in scripts if args.only in s.stem]
+    status = 0
+    for script in scripts:
+        print(f"==> {script.name}", flush=True)
+        # One process per benchmark, so each peak-RSS figure is its own.
+        status |= subprocess.call([sys.executable, str(script)])
+    return status
+
+
+def _cmd_strip(args: argparse.Namespace) -> int:
+    from churnlib.report import strip_outputs
+
+    for path in strip_outputs(args.notebooks):
+        print(f"stripped {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``churnlib`` argument parser."""
+    root = paths.project_root()
+    parser = argparse.ArgumentParser(prog="churnlib", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("report", help="run the notebooks and publish the reports")
+    p.add_argument("--config", default=str(root / "config" / "report.yaml"), help="YAML with full-size parameters")
+    p.add_argument("--data", default=None, help="event log or snapshot table (default: the simulated log)")
+    p.add_argument("--id-col", default="user_id", help="id column of a snapshot table")
+    p.add_argument("--label-col", default="is_churned", help="label column of a snapshot table")
+    p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("simulate", help="write a simulated Sparkify event log")
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", default="2018-10-01", help="first day of the log (UTC)")
+    p.add_argument("--out", required=True, help=".parquet, .json.gz or .jsonl")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("fidelity", help="simulated vs real Sparkify distributions")
+    p.add_argument("--real", default=str(root.parent / "shared" / "data" / "sparkify_mini_user_features.csv.gz"))
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--seeds", type=int, default=5)
+    p.set_defaults(func=_cmd_fidelity)
+
+    p = sub.add_parser("bench", help="run the benchmarks")
+    p.add_argument("--only", default=None, help="run benchmarks whose name contains this")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("strip-notebooks", help="clear notebook outputs in place")
+    p.add_argument("notebooks", nargs="+")
+    p.set_defaults(func=_cmd_strip)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. Data and notebook errors print a one-line cause, no traceback."""
+    from churnlib.load import DataValidationError
+    from churnlib.report import NotebookFailed
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

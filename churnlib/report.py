@@ -1,0 +1,287 @@
+"""The report pipeline: run the numbered notebooks with papermill and publish stakeholder HTML.
+
+``python -m churnlib report`` (``make report``) executes ``notebooks/NN_*.ipynb`` in order, injecting the
+full-size parameters of ``config/report.yaml`` (each notebook's own ``parameters`` cell keeps CI-sized
+defaults for nbval). Everything renders into a staging folder first; only a run in which every notebook
+succeeded replaces ``reports/`` and ``figures/``, so a failing notebook never leaves half a report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from churnlib import paths
+
+#: Folders under the output root that a successful run publishes.
+PUBLISHED = ("reports", "figures", "models", "data/processed")
+KEY_NUMBERS_DIR = "key_numbers"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the pipeline raised; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class RunResult:
+    """What a report run produced."""
+
+    index: Path
+    data: str
+    data_kind: str
+    fingerprint: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def record_key_numbers(numbers: dict[str, Any], notebook: str, output_dir: str | os.PathLike | None = None) -> Path:
+    """Save a notebook's headline numbers for ``reports/index.html``.
+
+    Parameters
+    ----------
+    numbers
+        Label -> value (numbers or short strings), in display order.
+    notebook
+        The notebook's name, e.g. ``"01_eda"``.
+    output_dir
+        Output root; see :func:`churnlib.paths.output_root`.
+    """
+    folder = paths.reports_dir(output_dir) / KEY_NUMBERS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{notebook}.json"
+    out.write_text(json.dumps(numbers, indent=2, default=str))
+    return out
+
+
+def discover_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The pipeline's notebooks: ``NN_name.ipynb`` files, in numeric order."""
+    folder = Path(folder) if folder else paths.project_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_config(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Read the pipeline's YAML configuration (an empty config when ``path`` is None)."""
+    import yaml
+
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"report config not found: {path}")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(cfg).__name__}")
+    return cfg
+
+
+def _declared_parameters(notebook: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def _failure_message(notebook: Path, exc: Exception) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    cell = getattr(exc, "exec_count", None)
+    tb = getattr(exc, "traceback", None) or []
+    tail = _ANSI.sub("", "\n".join(tb[-3:])) if tb else ""
+    where = f" (cell [{cell}])" if cell is not None else ""
+    return f"notebook {notebook.name} failed{where}: {ename}: {evalue}\n{tail}".rstrip()
+
+
+def export_html(executed: Path, out: Path) -> Path:
+    """Render an executed notebook as stakeholder HTML: code hidden, images embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    )
+    remover = TagRemovePreprocessor(
+        remove_cell_tags={"remove-cell", "injected-parameters", "parameters"}, enabled=True
+    )
+    exporter.register_preprocessor(remover, enabled=True)
+    title = next(
+        (c.source.lstrip("# ").splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("#")),
+        executed.stem,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_date: str) -> str:
+    rows = []
+    for nb in notebooks:
+        numbers_file = reports / KEY_NUMBERS_DIR / f"{nb.stem}.json"
+        numbers = json.loads(numbers_file.read_text()) if numbers_file.exists() else {}
+        items = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers.items()
+        )
+        rows.append(
+            f'<section><h2><a href="{nb.stem}.html">{html.escape(nb.stem)}</a></h2>'
+            f'<p class="meta">rendered in {result.seconds.get(nb.stem, 0):.1f} s · '
+            f'<a href="executed/{nb.name}">executed notebook</a></p>'
+            + (f"<table>{items}</table>" if items else "")
+            + "</section>"
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>churnlib reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; color: #222; }}
+table {{ border-collapse: collapse; }} td {{ padding: .2rem .8rem .2rem 0; border-bottom: 1px solid #ddd; }}
+.meta {{ color: #666; font-size: .9rem; }} code {{ background: #f3f3f3; padding: 0 .2rem; }}
+</style></head><body>
+<h1>churnlib reports</h1>
+<p class="meta">Run {html.escape(run_date)} · data <code>{html.escape(result.data)}</code> ({html.escape(result.data_kind)})
+· fingerprint <code>sha256:{html.escape(result.fingerprint[:16])}</code></p>
+{''.join(rows)}
+</body></html>
+"""
+
+
+def _publish(staging: Path, root: Path) -> None:
+    """Move the staged outputs into place, replacing only what this run regenerated."""
+    for sub in PUBLISHED:
+        src = staging / sub
+        if not src.is_dir():
+            continue
+        dst = root / sub
+        dst.mkdir(parents=True, exist_ok=True)
+        # Generated entries from an earlier run go; committed READMEs and dotfiles stay.
+        for old in dst.iterdir():
+            if old.name != "README.md" and not old.name.startswith("."):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        for item in src.iterdir():
+            os.replace(item, dst / item.name)
+
+
+def run_report(
+    config: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    *,
+    id_col: str = "user_id",
+    label_col: str = "is_churned",
+    kernel: str = "churnlib",
+    notebooks: list[Path] | None = None,
+    root: str | os.PathLike | None = None,
+    log=lambda msg: print(msg, flush=True),
+) -> RunResult:
+    """Execute the numbered notebooks and publish the reports.
+
+    Parameters
+    ----------
+    config
+        YAML file with the full-size parameters (``config/report.yaml``).
+    data
+        An event log or snapshot table; ``None`` uses the simulated default log.
+    id_col, label_col
+        Id and label columns when ``data`` is a snapshot table.
+    kernel
+        Jupyter kernel that runs the notebooks (``make setup`` registers ``churnlib``).
+    notebooks
+        Notebooks to run (default: :func:`discover_notebooks`).
+    root
+        Project folder whose ``reports/`` and ``figures/`` receive the outputs.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    NotebookFailed
+        When a notebook raises; nothing already published is touched.
+    """
+    import papermill
+
+    from churnlib.datasets import default_event_log
+    from churnlib.load import data_fingerprint, detect_kind
+
+    root = Path(root) if root else paths.project_root()
+    cfg = load_config(config)
+    notebooks = notebooks if notebooks is not None else discover_notebooks(root / "notebooks")
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {root / 'notebooks'}")
+    start_all = time.perf_counter()
+
+    if data is None:
+        sim = cfg.get("default_data", {})
+        log(f"==> embedded default data: simulating {sim.get('n_users', 2000)} users x {sim.get('days', 60)} days (cached)")
+        data = default_event_log(**sim, output_dir=root)
+    data = Path(data).resolve()
+    kind = detect_kind(data)
+    result = RunResult(index=root / "reports" / "index.html", data=str(data), data_kind=kind,
+                       fingerprint=data_fingerprint(data))
+
+    for stale in root.glob(".staging-report-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = root / f".staging-report-{os.getpid()}"
+    executed_dir = staging / "reports" / "executed"
+    executed_dir.mkdir(parents=True)
+    injected = {
+        **cfg.get("parameters", {}),
+        "data": str(data), "data_kind": kind, "id_col": id_col, "label_col": label_col,
+        "output_dir": str(staging),
+    }
+    for i, nb in enumerate(notebooks, 1):
+        params = {**injected, **cfg.get("notebooks", {}).get(nb.stem, {})}
+        declared = _declared_parameters(nb)
+        params = {k: v for k, v in params.items() if k in declared}
+        log(f"[{i}/{len(notebooks)}] {nb.stem} ... (elapsed {time.perf_counter() - start_all:.0f} s)")
+        t0 = time.perf_counter()
+        executed = executed_dir / nb.name
+        try:
+            papermill.execute_notebook(
+                str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(nb.parent),
+                progress_bar=False, log_output=False,
+            )
+        except Exception as exc:  # papermill wraps the cell's error; show it, keep the old reports
+            log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED after {time.perf_counter() - t0:.1f} s")
+            raise NotebookFailed(
+                _failure_message(nb, exc) + f"\n(partial output kept in {staging}; published reports untouched)"
+            ) from None
+        export_html(executed, staging / "reports" / f"{nb.stem}.html")
+        result.seconds[nb.stem] = time.perf_counter() - t0
+        log(f"[{i}/{len(notebooks)}] {nb.stem} done in {result.seconds[nb.stem]:.1f} s")
+
+    run_date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    (staging / "reports" / "index.html").write_text(
+        _index_html(result, notebooks, staging / "reports", run_date), encoding="utf-8"
+    )
+    _publish(staging, root)
+    shutil.rmtree(staging, ignore_errors=True)
+    log(f"==> reports in {root / 'reports'} (open {result.index}); figures in {root / 'figures'}")
+    return result
+
+
+def strip_outputs(notebooks: list[str | os.PathLike]) -> list[Path]:
+    """Clear outputs and execution counts in place; returns the notebooks that changed."""
+    import nbformat
+
+    changed = []
+    for path in map(Path, notebooks):
+        nb = nbformat.read(path, as_version=4)
+        dirty = False
+        for cell in nb.cells:
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count):
+                cell.outputs, cell.execution_count, dirty = [], None, True
+        if dirty:
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: python -m churnlib report")
