@@ -108,12 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except FileNotFoundError as exc:
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:  # bad input: the message says what to fix
         print(f"error: {exc}", file=sys.stderr)
         return 2

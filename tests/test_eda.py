@@ -1,0 +1,82 @@
+"""EDA helpers on small hand-made logs whose answers are known."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from churnlib import eda
+
+matplotlib.use("Agg")
+DAY = 86_400_000
+T0 = 1_538_352_000_000  # 2018-10-01 00:00 UTC
+
+
+def _ev(user, day, page, session=1, hour=12):
+    return {"ts": T0 + day * DAY + hour * 3_600_000, "userId": user, "sessionId": session, "page": page,
+            "level": "free", "itemInSession": 0}
+
+
+@pytest.fixture
+def events() -> pd.DataFrame:
+    rows = []
+    # u1 stays: 4 songs on day 0, 2 songs + a thumbs down on day 1
+    rows += [_ev("u1", 0, "NextSong") for _ in range(4)]
+    rows += [_ev("u1", 1, "NextSong", 2), _ev("u1", 1, "NextSong", 2), _ev("u1", 1, "Thumbs Down", 2)]
+    # u2 cancels on day 1 after 2 songs and an advert; the label pages must not count as activity
+    rows += [_ev("u2", 0, "NextSong", 3), _ev("u2", 0, "Roll Advert", 3), _ev("u2", 1, "NextSong", 4),
+             _ev("u2", 1, "Cancel", 4), _ev("u2", 1, "Cancellation Confirmation", 4)]
+    return pd.DataFrame(rows)
+
+
+def test_page_mix_shares_sum_to_one_and_sort(events):
+    mix = eda.page_mix(events)
+    assert mix.index[0] == "NextSong"
+    assert mix.loc["NextSong", "events"] == 8
+    assert math.isclose(mix["share"].sum(), 1.0)
+
+
+def test_daily_activity_counts(events):
+    daily = eda.daily_activity(events)
+    assert daily["events"].tolist() == [6, 6]
+    assert daily["songs"].tolist() == [5, 3]
+    assert daily["active_users"].tolist() == [2, 2]
+
+
+def test_user_activity_rates_and_labels(events):
+    users = eda.user_activity(events).set_index("userId")
+    assert users.loc["u1", "churned"] == 0 and users.loc["u2", "churned"] == 1
+    # label pages are excluded from activity: u2 has 3 events, not 5
+    assert users.loc["u2", "events"] == 3
+    assert users.loc["u1", "songs_per_active_day"] == 3.0
+    assert users.loc["u1", "thumbs_down_per_100_songs"] == pytest.approx(100 / 6)
+    assert users.loc["u2", "adverts_per_100_songs"] == pytest.approx(50.0)
+
+
+def test_churn_rate_wilson_interval():
+    r = eda.churn_rate(pd.Series([1] * 52 + [0] * 173))
+    p, n, z = 52 / 225, 225, 1.959964
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert r.value == pytest.approx(p)
+    assert r.interval == pytest.approx((centre - half, centre + half), abs=1e-4)
+    assert "52 of 225" in str(r)
+
+
+def test_compare_groups_effect_sign():
+    table = pd.DataFrame({"x": [5, 6, 7, 1, 2, 3], "churned": [1, 1, 1, 0, 0, 0]})
+    out = eda.compare_groups(table, ["x"])
+    assert out.loc["x", "effect (rank-biserial)"] == pytest.approx(1.0)
+    flipped = eda.compare_groups(table.assign(churned=1 - table["churned"]), ["x"])
+    assert flipped.loc["x", "effect (rank-biserial)"] == pytest.approx(-1.0)
+
+
+def test_figure_titles_state_the_finding(events):
+    fig = eda.plot_page_mix(eda.page_mix(events))
+    assert fig.axes[0].get_title().startswith("NextSong is 67% of all events")
+    table = pd.DataFrame({"x": [5, 6, 7, 1, 2, 3], "churned": [1, 1, 1, 0, 0, 0]})
+    table["group"] = table["churned"].map({1: "churned", 0: "retained"})
+    fig = eda.plot_group_distributions(table, ["x"], eda.compare_groups(table, ["x"]))
+    assert fig._suptitle.get_text().startswith("Churned users have higher x")
