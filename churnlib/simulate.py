@@ -75,17 +75,17 @@ class SimulatorConfig:
     # --- activity (sessions) -------------------------------------------------------------------
     #: median sessions per day of a paid user; mini log: median 13 sessions in ~60 days for users
     #: who were paid at some point, 10 over all users.
-    session_rate_median: float = 0.19
+    session_rate_median: float = 0.28
     #: log-sd of the per-user session rate; gives the real spread of session_count (IQR 6-18).
     session_rate_sigma: float = 0.80
     #: free users come back less often (mini log: never-paid users median 5 sessions).
     free_rate_mult: float = 0.60
     #: median songs per session of a paid user (mini log: paid median avg_songs_session 77).
-    songs_per_session_median: float = 66.0
+    songs_per_session_median: float = 88.0
     #: log-sd of the per-user session length (avg_songs_session IQR 36-92 overall).
     songs_per_session_sigma: float = 0.35
     #: free sessions are shorter (mini log: never-paid median avg_songs_session 27.5).
-    free_songs_mult: float = 0.42
+    free_songs_mult: float = 0.45
     #: correlation of the activity and session-length traits (heavy users also listen longer).
     act_len_corr: float = 0.30
     #: share of a weekday's session arrival rate at weekends (eventsim damps weekends).
@@ -96,13 +96,13 @@ class SimulatorConfig:
     # --- level, registration ----------------------------------------------------------------------
     #: share of users already paid at the start (mini log: 34/225 paid users never submitted an
     #: upgrade, plus some who downgraded and re-upgraded).
-    p_paid_start: float = 0.18
+    p_paid_start: float = 0.17
     #: share of users who register during the window (mini log: 18 Register rows for 225 users).
     p_new_user: float = 0.04
     #: Upgrade page visits per song while free (mini log: 499 Upgrade visits).
-    upgrade_page: float = 0.0065
+    upgrade_page: float = 0.011
     #: chance an Upgrade visit ends in Submit Upgrade (131/225 users upgraded in the mini log).
-    submit_upgrade_prob: float = 0.30
+    submit_upgrade_prob: float = 0.5
     #: Downgrade page visits per song while paid (mini log: paid median downgrade_rate 0.13/h).
     downgrade_page: float = 0.0095
     #: chance a Downgrade visit ends in Submit Downgrade (63 of 2,055 visits in the mini log).
@@ -110,15 +110,15 @@ class SimulatorConfig:
 
     # --- pages between songs (expected visits per song) -------------------------------------------
     #: mini log: 12,551 Thumbs Up / 228,108 songs.
-    thumbs_up: float = 0.055
+    thumbs_up: float = 0.052
     #: mini log: 2,546 / 228,108.
-    thumbs_down: float = 0.0106
+    thumbs_down: float = 0.0085
     #: mini log: 6,526 / 228,108.
     add_playlist: float = 0.0286
     #: mini log: 4,277 / 228,108.
     add_friend: float = 0.0188
     #: mid-session Home visits (plus about half a session-start Home per session): 10,082 total.
-    home: float = 0.036
+    home: float = 0.039
     #: mini log: 1,514 Settings; a fifth of them lead to Save Settings (310).
     settings: float = 0.0066
     save_settings_prob: float = 0.20
@@ -127,9 +127,9 @@ class SimulatorConfig:
     about: float = 0.0022
     error: float = 0.0011
     #: adverts per song for a free user (mini log: never-paid median advert_rate 1.3/h = 0.09/song)
-    advert_free: float = 0.085
+    advert_free: float = 0.115
     #: paid users almost never see adverts.
-    advert_paid: float = 0.002
+    advert_paid: float = 0.001
     #: mid-session Logout per song (each followed by logged-out Home and Login rows).
     logout_mid: float = 0.0035
     #: chance a session ends with Logout (mini log: 3,226 Logouts for 3,176 sessions).
@@ -147,7 +147,7 @@ class SimulatorConfig:
     # --- per-user trait spread -------------------------------------------------------------------
     #: log-sd of the thumbs-up / thumbs-down / social / help multipliers (rate IQRs of the mini log
     #: are mostly count noise, so these are small).
-    thumbs_sigma: float = 0.20
+    thumbs_sigma: float = 0.12
     social_sigma: float = 0.30
     help_sigma: float = 0.25
     ad_sigma: float = 0.20
@@ -182,13 +182,13 @@ class SimulatorConfig:
     # --- churn -----------------------------------------------------------------------------------
     #: daily hazard of deciding to leave at satisfaction 0 (gives ~23% churn in 60 days, mini log
     #: 52/225).
-    hazard_base: float = 0.0030
+    hazard_base: float = 0.007
     #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s).
     hazard_sat_k: float = 0.9
     #: log-sd of a per-user hazard multiplier (unobserved reasons to leave).
     hazard_sigma: float = 0.5
     #: daily hazard of leaving for no visible reason (independent of satisfaction).
-    hazard_silent: float = 0.0010
+    hazard_silent: float = 0.002
     #: sessions between deciding to leave and cancelling: 1 + Poisson(mean).
     leaving_sessions_mean: float = 2.0
     #: share of leavers who show no decline at all before cancelling.
@@ -390,6 +390,8 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
     sid = session_id0
     n_songs = song_cdf.shape[0]
     w = np.empty(N_EXTRA + 1)
+    # mean of the arrival weight over a week (proposal rates are divided by it)
+    w_mean = (p[P_NIGHT] + (1.0 - p[P_NIGHT]) * 0.5) * (5.0 + 2.0 * p[P_WEEKEND]) / 7.0
     for u in range(n_users):
         np.random.seed(user_seeds[u])
         # rows one user can need: checked per session below; keep a margin for one session
@@ -439,12 +441,13 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
         last_t = t
         while t < end_ms and not churned:
             if not first:
-                # thinning: accept the candidate start with the arrival weight
+                # thinning: accept the candidate start with the arrival weight (candidates come
+                # at rate / w_mean, so the accepted rate averages `rate`)
                 if np.random.random() > _arrival_weight(t, p[P_NIGHT], p[P_WEEKEND]):
                     r = rate * (1.0 if level == 1 else p[P_FREE_RATE]) * np.exp(p[P_SAT_RATE_K] * sat)
                     if leaving and leaving_visible:
                         r *= p[P_LEAVE_RATE]
-                    t += int(-np.log(1.0 - np.random.random()) / r * _MS_PER_DAY) + 1
+                    t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * _MS_PER_DAY) + 1
                     continue
             # --- churn decision at the start of a session (hazard over the gap) ---------------
             if not leaving:
@@ -637,7 +640,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
             r = rate * (1.0 if level == 1 else p[P_FREE_RATE]) * np.exp(p[P_SAT_RATE_K] * sat)
             if leaving and leaving_visible:
                 r *= p[P_LEAVE_RATE]
-            t += int(-np.log(1.0 - np.random.random()) / r * _MS_PER_DAY) + 60_000
+            t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * _MS_PER_DAY) + 60_000
     return n, sid, n_users
 
 
