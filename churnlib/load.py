@@ -1,0 +1,1074 @@
+"""Load and validate event logs and snapshot tables, with an account of every row.
+
+Two kinds of input:
+
+* **events** -- a Sparkify-style event log (one row per event): NDJSON (``.json``, ``.jsonl``,
+  ``.ndjson``, each optionally ``.gz``), parquet with a ``page`` column, or a folder of such files.
+  Read with DuckDB (out of core, parallel); the cleaned result comes back as pandas.
+* **snapshot** -- one row per user with a binary churn label: CSV (optionally ``.gz``) or parquet.
+
+Every row read ends up *kept* or *dropped* (``rows_read == rows_kept + sum(dropped)``), and kept
+rows that were changed are counted under *repaired*; see :class:`DataQuality`. ``strict=True``
+turns every defect into a :class:`DataValidationError` naming the file, the line (or parquet row)
+and the column. Two things are not defects and are dropped (and counted) in both modes: rows with
+an empty or null ``userId`` (Sparkify's logged-out and guest rows, a normal part of the schema)
+and blank lines.
+
+Defect policy for events (lenient mode; strict mode raises on each of these instead):
+
+======================================  ====================================================
+defect                                  lenient outcome (reason counted in ``quality``)
+======================================  ====================================================
+unparseable / truncated JSON line       dropped: ``"unparseable line"``
+line that is not UTF-8                  dropped: ``"non-UTF-8 line"``
+other unreadable line                   dropped: ``"unreadable line"``
+ts null / non-numeric / out of range    dropped: ``"bad timestamp"``
+ts < 1e11 (epoch seconds)               repaired x1000: ``"ts in seconds converted to ms"``
+ts as a numeric string                  repaired: ``"numeric ts string converted"``
+userId empty / null / absent            dropped (also strict): ``"logged-out/guest row ..."``
+userId number in a file with string ids repaired: ``"numeric userId cast to string"``
+userId of another type                  dropped: ``"bad userId"``
+sessionId null / not an integer         dropped: ``"bad sessionId"``
+sessionId as a digit string             repaired: ``"sessionId string cast to integer"``
+page not in KNOWN_PAGES / not text      dropped: ``"unknown page"``
+itemInSession null / not an integer     repaired: ``"itemInSession derived from order in session"``
+status / length / registration bad      repaired: ``"bad <col> set to null"``
+length < 0                              repaired: ``"negative length set to null"``
+registration < 1e11 (seconds)           repaired: ``"registration in seconds converted to ms"``
+auth / level outside the schema values  repaired: ``"unknown <col> set to null"``
+text column holding a number etc.       repaired: ``"non-text <col> cast to string"``
+exact duplicate of an earlier row       dropped: ``"exact duplicate row"`` (first one kept)
+======================================  ====================================================
+
+Always errors (both modes): nonexistent path, unsupported extension, folder without data files,
+a file without rows, a file missing a required column (:data:`~churnlib.schema.REQUIRED_EVENT_COLUMNS`),
+an unreadable file (e.g. corrupt gzip or parquet), and no row left after cleaning.
+
+Supported conversions that are not defects: ISO-8601 ``ts`` strings (naive ones are UTC), a file
+whose ``userId`` values are all numbers (cast to string, noted in ``quality.notes``), float
+``registration``, optional columns absent from a file (nulls).
+
+Known limitation: NDJSON is read line by line with DuckDB's CSV reader; a raw ``\\x01`` byte
+(never valid inside JSON) truncates its line, which then fails JSON parsing and is dropped or
+reported as unparseable.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import pandas as pd
+
+from churnlib.schema import (
+    AUTH_VALUES,
+    EVENT_COLUMNS,
+    KNOWN_PAGES,
+    LEVEL_VALUES,
+    REQUIRED_EVENT_COLUMNS,
+    SNAPSHOT_DEFAULT_ID,
+    SNAPSHOT_DEFAULT_LABEL,
+)
+
+__all__ = [
+    "DataQuality",
+    "DataValidationError",
+    "EventLog",
+    "SnapshotTable",
+    "data_fingerprint",
+    "detect_kind",
+    "load_events",
+    "load_snapshot",
+]
+
+GUEST_REASON = "logged-out/guest row with empty userId"
+BLANK_REASON = "blank line"
+#: Drop reasons that are not defects: counted, but no error in strict mode.
+NON_DEFECT_DROPS = frozenset({GUEST_REASON, BLANK_REASON})
+
+_NDJSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_CSV_SUFFIXES = (".csv",)
+_TEXT_COLS = tuple(
+    c for c in EVENT_COLUMNS
+    if c not in {"ts", "userId", "sessionId", "page", "status", "itemInSession", "registration", "length"}
+)
+_NUM_TYPES = "('BIGINT','UBIGINT','DOUBLE','HUGEINT','UHUGEINT')"
+_EXCERPT = 80
+# Epoch-ms ts below this are taken as seconds (1e11 ms is 1973-03-03; 1e11 s is year 5138).
+_SECONDS_CUTOFF = 1e11
+_MAX_MS = 1e14  # anything later is garbage, and would overflow BIGINT after x1000
+
+
+# --------------------------------------------------------------------------------------------
+# Public types
+# --------------------------------------------------------------------------------------------
+
+class DataValidationError(ValueError):
+    """Bad input, located as precisely as possible.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    file : str or None
+        The file (or folder) concerned.
+    line : int or None
+        1-based line number (NDJSON, CSV) or row number (parquet), when known.
+    column : str or None
+        The column concerned, when known.
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
+                 column: str | None = None) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = None if line is None else int(line)
+        self.column = column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(f"file {self.file}")
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+    def __reduce__(self):  # keep the keyword-only attributes through pickling (multiprocessing)
+        return (_rebuild_error, (self.message, self.file, self.line, self.column))
+
+
+def _rebuild_error(message, file, line, column) -> DataValidationError:
+    return DataValidationError(message, file=file, line=line, column=column)
+
+
+@dataclass
+class DataQuality:
+    """Account of what happened to every row read.
+
+    Attributes
+    ----------
+    source : str
+        The file or folder loaded.
+    kind : str
+        ``"events"`` or ``"snapshot"``.
+    rows_read : int
+        Rows (lines, for NDJSON; blank lines included) read from the source.
+    rows_kept : int
+        Rows in the result.
+    dropped : dict of str to int
+        Reason -> rows dropped. ``rows_read == rows_kept + sum(dropped.values())``.
+    repaired : dict of str to int
+        Reason -> kept rows that were changed (a row can be repaired for several reasons).
+    notes : list of str
+        Things worth knowing that are not row counts (ignored files, conversions applied).
+    """
+
+    source: str
+    kind: str
+    rows_read: int
+    rows_kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.rows_read != self.rows_kept + sum(self.dropped.values()):
+            raise AssertionError(
+                f"row accounting broken for {self.source}: read {self.rows_read} != kept "
+                f"{self.rows_kept} + dropped {sum(self.dropped.values())}"
+            )
+
+    def table(self) -> pd.DataFrame:
+        """The account as a table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``outcome`` (``"kept"``, ``"dropped"``, ``"repaired"``), ``reason``, ``rows``
+            and ``share_of_read`` (rows / rows_read). The ``kept`` row comes first, then drops
+            and repairs, each by decreasing count.
+        """
+        rows = [("kept", "kept", self.rows_kept)]
+        for outcome, d in (("dropped", self.dropped), ("repaired", self.repaired)):
+            rows += [(outcome, r, n) for r, n in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))]
+        out = pd.DataFrame(rows, columns=["outcome", "reason", "rows"]).astype({"rows": "int64"})
+        out["share_of_read"] = out["rows"] / self.rows_read if self.rows_read else float("nan")
+        return out
+
+    def _repr_html_(self) -> str:
+        head = (f"<p><b>{html.escape(self.kind)}</b> from <code>{html.escape(self.source)}</code>: "
+                f"{self.rows_read:,} rows read, {self.rows_kept:,} kept</p>")
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        table = self.table().to_html(index=False, float_format=lambda x: f"{x:.2%}")
+        return head + table + (f"<ul>{notes}</ul>" if notes else "")
+
+
+@dataclass
+class EventLog:
+    """A cleaned event log.
+
+    Attributes
+    ----------
+    events : pandas.DataFrame
+        Cleaned events: the :data:`~churnlib.schema.EVENT_COLUMNS`, sorted by
+        ``ts, userId, sessionId, itemInSession``.
+    quality : DataQuality
+        What was dropped and repaired.
+    page_counts_read : pandas.Series
+        Page -> rows read with that page (before any dropping; guest rows included).
+    """
+
+    events: pd.DataFrame
+    quality: DataQuality
+    page_counts_read: pd.Series
+
+
+@dataclass
+class SnapshotTable:
+    """A validated one-row-per-user snapshot table.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The rows kept, in file order; ``id_col`` as str, ``label_col`` as int64 0/1.
+    id_col, label_col : str
+        Names of the id and label columns.
+    quality : DataQuality
+        What was dropped and repaired.
+    """
+
+    table: pd.DataFrame
+    id_col: str
+    label_col: str
+    quality: DataQuality
+
+
+# --------------------------------------------------------------------------------------------
+# Paths, kinds and fingerprints
+# --------------------------------------------------------------------------------------------
+
+def _suffix_kind(p: Path) -> str | None:
+    """'ndjson', 'parquet', 'csv' or None from the file name."""
+    name = p.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+        if name.endswith(_NDJSON_SUFFIXES):
+            return "ndjson"
+        if name.endswith(_CSV_SUFFIXES):
+            return "csv"
+        return None
+    if name.endswith(_NDJSON_SUFFIXES):
+        return "ndjson"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    return None
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise DataValidationError("no such file or folder", file=path)
+
+
+def _folder_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(data files, ignored files) under a folder, sorted; hidden files are skipped."""
+    data, ignored = [], []
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path)
+        if not p.is_file() or any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        (data if _suffix_kind(p) else ignored).append(p)
+    return data, ignored
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        con = duckdb.connect()
+        try:
+            return [r[0] for r in con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
+
+
+def detect_kind(path: str | Path) -> str:
+    """Tell an event log from a snapshot table by file name (and parquet schema).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file or a folder.
+
+    Returns
+    -------
+    str
+        ``"events"`` for NDJSON files (``.json``, ``.jsonl``, ``.ndjson``, optionally ``.gz``),
+        parquet with a ``page`` column, or a folder of those; ``"snapshot"`` for CSV
+        (optionally ``.gz``), parquet without ``page``, or a folder of those.
+
+    Raises
+    ------
+    DataValidationError
+        Nonexistent path, unsupported extension, a folder without data files or with both kinds.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if path.is_dir():
+        files, _ = _folder_files(path)
+        if not files:
+            raise DataValidationError(
+                "folder holds no data files (.json/.jsonl/.ndjson[.gz], .parquet, .csv[.gz])", file=path)
+        kinds = {detect_kind(f) for f in files}
+        if len(kinds) > 1:
+            raise DataValidationError("folder mixes event files and snapshot files", file=path)
+        return kinds.pop()
+    sk = _suffix_kind(path)
+    if sk == "ndjson":
+        return "events"
+    if sk == "csv":
+        return "snapshot"
+    if sk == "parquet":
+        return "events" if "page" in _parquet_columns(path) else "snapshot"
+    raise DataValidationError(
+        "unsupported file type: expected .json, .jsonl, .ndjson (optionally .gz), .parquet "
+        "or .csv (optionally .gz)", file=path)
+
+
+def data_fingerprint(path: str | Path) -> str:
+    """SHA-256 of the input's bytes, stable across machines.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file (hash of its bytes) or a folder (hash over every file below it, in sorted order of
+        relative POSIX path, each contributing its path and its bytes).
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    path = Path(path)
+    _check_exists(path)
+    h = hashlib.sha256()
+    if path.is_file():
+        _hash_file(h, path)
+        return h.hexdigest()
+    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    for p in files:
+        rel = p.relative_to(path).as_posix().encode()
+        h.update(len(rel).to_bytes(8, "big") + rel + p.stat().st_size.to_bytes(8, "big"))
+        _hash_file(h, p)
+    return h.hexdigest()
+
+
+def _hash_file(h, p: Path) -> None:
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+
+
+# --------------------------------------------------------------------------------------------
+# DuckDB helpers
+# --------------------------------------------------------------------------------------------
+
+def _short(exc: BaseException) -> str:
+    """First meaningful line of a DuckDB error, without its class prefix."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^[A-Za-z ]*Error: ", "", msg)
+
+
+def _line_from(exc: BaseException) -> int | None:
+    m = re.search(r"(?:Line|line):? (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def _q(s: str) -> str:
+    """SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+def _stage_columns() -> str:
+    cols = ["file_idx INTEGER", "ord BIGINT", "excerpt VARCHAR", "problem VARCHAR"]
+    for c in EVENT_COLUMNS:
+        cols += [f"k_{c} VARCHAR", f"s_{c} VARCHAR", f"n_{c} DOUBLE"]
+    return ", ".join(cols)
+
+
+def _stage_ndjson(con, idx: int, path: Path) -> None:
+    """Stage one NDJSON file: one row per physical line, with its 1-based line number."""
+    rej, scan = f"rej_{idx}", f"rejscan_{idx}"
+    # One VARCHAR column per line: a delimiter that cannot occur in valid JSON, no quoting.
+    src = (f"read_csv({_q(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
+           f"delim='\x01', quote='', escape='', auto_detect=false, strict_mode=false, "
+           f"null_padding=false, ignore_errors=true, store_rejects=true, "
+           f"rejects_table='{rej}', rejects_scan='{scan}', compression='auto')")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT ordinality AS ord0, line "
+                    f"FROM {src} WITH ORDINALITY")
+        rejects = con.execute(
+            f"SELECT line, any_value(error_type), any_value(csv_line) FROM {rej} "
+            f"GROUP BY line ORDER BY line").fetchall()
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot read file: {_short(exc)}", file=path,
+                                  line=_line_from(exc)) from None
+    if rejects:
+        # Rejected lines are missing from the ordinality count: shift the numbers back.
+        # Good lines before reject j (1-based rank) = line_j - j, a nondecreasing key.
+        con.execute("CREATE OR REPLACE TEMP TABLE rejadj (adj BIGINT, n BIGINT)")
+        con.executemany("INSERT INTO rejadj VALUES (?, ?)",
+                        [(int(r[0]) - j, j) for j, r in enumerate(rejects, start=1)])
+        con.execute("""CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT raw.ord0 + coalesce(a.n, 0) AS ord0, raw.line
+            FROM raw ASOF LEFT JOIN (SELECT adj, max(n) AS n FROM rejadj GROUP BY adj) a
+              ON raw.ord0 > a.adj""")
+    paths = ", ".join(_q(f"$.{c}") for c in EVENT_COLUMNS)
+    kinds = ", ".join(f"json_type(v[{i}]) AS k_{c}" for i, c in enumerate(EVENT_COLUMNS, start=1))
+    vals = ", ".join(
+        f"k_{c}, v[{i}]->>'$' AS s_{c}, "
+        f"CASE WHEN k_{c} IN {_NUM_TYPES} THEN TRY_CAST(v[{i}]->>'$' AS DOUBLE) END AS n_{c}"
+        for i, c in enumerate(EVENT_COLUMNS, start=1))
+    ws = "' \t\r'"
+    sql = f"""
+    INSERT INTO stg
+    WITH p AS (
+        SELECT ord0 AS ord, line,
+            CASE WHEN line IS NULL OR trim(line, {ws}) = '' THEN '{BLANK_REASON}'
+                 WHEN NOT json_valid(line) OR left(ltrim(line, {ws}), 1) <> '{{' THEN 'unparseable line'
+            END AS problem
+        FROM raw),
+    e AS (SELECT ord, line, problem,
+                 CASE WHEN problem IS NULL THEN json_extract(line, [{paths}]) END AS v FROM p),
+    k AS (SELECT ord, line, problem, v, {kinds} FROM e)
+    SELECT {idx}, ord, left(line, {_EXCERPT}), problem, {vals} FROM k
+    """
+    try:
+        con.execute(sql)
+        if rejects:
+            con.executemany(
+                "INSERT INTO stg (file_idx, ord, excerpt, problem) VALUES (?, ?, ?, ?)",
+                [(idx, int(r[0]), (r[2] or "")[:_EXCERPT],
+                  "non-UTF-8 line" if "ENCODING" in str(r[1]).upper() else "unreadable line")
+                 for r in rejects])
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot parse file: {_short(exc)}", file=path) from None
+
+
+def _stage_parquet(con, idx: int, path: Path) -> None:
+    """Stage one parquet file: typed columns mapped onto the (kind, text, number) triples."""
+    try:
+        schema = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
+    types = {r[0]: str(r[1]).upper() for r in schema}
+    missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in types]
+    if missing:
+        raise DataValidationError(
+            f"missing required column(s) {missing}; columns present: {sorted(types)}",
+            file=path, column=", ".join(missing))
+    exprs = []
+    for c in EVENT_COLUMNS:
+        t = types.get(c)
+        col = _ident(c)
+        need_text = c == "userId" or c in _TEXT_COLS or c == "page"
+        if t is None:
+            exprs.append(f"NULL AS k_{c}, NULL AS s_{c}, NULL AS n_{c}")
+            continue
+        if re.match(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|U?HUGEINT)$", t):
+            kind, num = "'BIGINT'", f"CAST({col} AS DOUBLE)"
+        elif t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+            kind, num = "'DOUBLE'", f"CAST({col} AS DOUBLE)"
+        elif t.startswith("TIMESTAMP") or t == "DATE":
+            kind, num = "'TIMESTAMP'", f"CAST(epoch_ms(CAST({col} AS TIMESTAMPTZ)) AS DOUBLE)"
+        elif t == "VARCHAR":
+            kind, num = "'VARCHAR'", "NULL"
+        elif t == "BOOLEAN":
+            kind, num = "'BOOLEAN'", "NULL"
+        else:
+            kind, num = "'OTHER'", "NULL"
+        text = col if t == "VARCHAR" else (f"CAST({col} AS VARCHAR)" if need_text or kind == "'OTHER'"
+                                           or kind == "'BOOLEAN'" else "NULL")
+        exprs.append(f"CASE WHEN {col} IS NULL THEN 'NULL' ELSE {kind} END AS k_{c}, "
+                     f"{text} AS s_{c}, {num} AS n_{c}")
+    try:
+        con.execute(f"INSERT INTO stg SELECT {idx}, file_row_number + 1, NULL, NULL, "
+                    f"{', '.join(exprs)} FROM read_parquet(?, file_row_number=true)", [str(path)])
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
+
+
+# Repair flags: (reason, column, SQL condition on the `c` CTE). Only counted on kept rows.
+def _repair_rules() -> list[tuple[str, str, str]]:
+    rules = [
+        ("ts in seconds converted to ms", "ts", "ts_sec"),
+        ("numeric ts string converted", "ts", "ts_numstr IS NOT NULL AND ts_iso IS NULL"),
+        ("numeric userId cast to string", "userId", f"k_userId IN {_NUM_TYPES} AND uid_mixed"),
+        ("sessionId string cast to integer", "sessionId", "k_sessionId = 'VARCHAR'"),
+        ("itemInSession derived from order in session", "itemInSession", "iis_raw IS NULL"),
+        ("bad status set to null", "status", "k_status NOT IN ('NULL') AND status_v IS NULL"),
+        ("negative length set to null", "length", "len_raw < 0"),
+        ("bad length set to null", "length", "k_length NOT IN ('NULL') AND len_raw IS NULL"),
+        ("registration in seconds converted to ms", "registration", "reg_sec"),
+        ("bad registration set to null", "registration", "k_registration NOT IN ('NULL') AND reg_raw IS NULL"),
+        ("unknown auth set to null", "auth", f"auth_txt IS NOT NULL AND auth_txt NOT IN {_sql_set(AUTH_VALUES)}"),
+        ("unknown level set to null", "level", f"level_txt IS NOT NULL AND level_txt NOT IN {_sql_set(LEVEL_VALUES)}"),
+    ]
+    rules += [(f"non-text {c} cast to string", c, f"k_{c} NOT IN ('VARCHAR', 'NULL')") for c in _TEXT_COLS]
+    return rules
+
+
+def _sql_set(values: Iterable[str]) -> str:
+    return "(" + ", ".join(_q(v) for v in sorted(values)) + ")"
+
+
+_DROP_COLUMN = {
+    "unparseable line": None, "non-UTF-8 line": None, "unreadable line": None,
+    "bad timestamp": "ts", "bad userId": "userId", "bad sessionId": "sessionId",
+    "unknown page": "page", "exact duplicate row": None,
+}
+
+
+def _clean_sql() -> str:
+    nums = _NUM_TYPES
+    text_exprs = ",\n".join(
+        f"CASE WHEN k_{c} IS NULL OR k_{c} = 'NULL' THEN NULL ELSE s_{c} END AS {c}_txt"
+        for c in _TEXT_COLS)
+    rules = _repair_rules()
+    flags = ",\n".join(f"({cond}) IS TRUE AS r{i}" for i, (_, _, cond) in enumerate(rules))
+    return f"""
+    CREATE OR REPLACE TEMP TABLE cl AS
+    WITH mix AS (
+        SELECT file_idx,
+               count(*) FILTER (WHERE k_userId IN {nums}) > 0
+               AND count(*) FILTER (WHERE k_userId = 'VARCHAR' AND trim(s_userId) <> '') > 0 AS uid_mixed
+        FROM stg GROUP BY file_idx),
+    a AS (
+        SELECT stg.*, mix.uid_mixed,
+            CASE WHEN k_ts = 'VARCHAR' THEN epoch_ms(TRY_CAST(s_ts AS TIMESTAMPTZ)) END AS ts_iso,
+            CASE WHEN k_ts = 'VARCHAR' THEN TRY_CAST(s_ts AS DOUBLE) END AS ts_numstr,
+            CASE WHEN k_userId = 'VARCHAR' THEN s_userId
+                 WHEN k_userId IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'UHUGEINT') THEN s_userId
+                 WHEN k_userId = 'DOUBLE' AND n_userId = round(n_userId) AND abs(n_userId) < 9e15
+                      THEN CAST(CAST(n_userId AS BIGINT) AS VARCHAR)
+            END AS uid,
+            CASE WHEN k_sessionId IN {nums} AND n_sessionId = round(n_sessionId) AND abs(n_sessionId) < 9e18
+                      THEN CAST(n_sessionId AS BIGINT)
+                 WHEN k_sessionId = 'VARCHAR' AND regexp_full_match(trim(s_sessionId), '-?[0-9]{{1,18}}')
+                      THEN CAST(trim(s_sessionId) AS BIGINT)
+            END AS sid,
+            CASE WHEN k_page = 'VARCHAR' AND s_page IN {_sql_set(KNOWN_PAGES)} THEN s_page END AS page_ok,
+            CASE WHEN k_itemInSession IN {nums} AND n_itemInSession = round(n_itemInSession)
+                      AND n_itemInSession >= 0 AND n_itemInSession < 9e18
+                      THEN CAST(n_itemInSession AS BIGINT) END AS iis_raw,
+            CASE WHEN k_status IN {nums} AND n_status = round(n_status) AND abs(n_status) < 2e9
+                      THEN CAST(n_status AS BIGINT) END AS status_v,
+            CASE WHEN k_length IN {nums} AND isfinite(n_length) THEN n_length END AS len_raw,
+            CASE WHEN k_registration IN {nums} AND isfinite(n_registration)
+                      AND n_registration >= 0 AND n_registration < {_MAX_MS} THEN n_registration
+                 WHEN k_registration = 'TIMESTAMP' THEN n_registration
+                 WHEN k_registration = 'VARCHAR'
+                      THEN CAST(epoch_ms(TRY_CAST(s_registration AS TIMESTAMPTZ)) AS DOUBLE)
+            END AS reg_raw,
+            {text_exprs}
+        FROM stg JOIN mix USING (file_idx)),
+    b AS (
+        SELECT a.*,
+            CASE WHEN k_ts IN {nums} OR k_ts = 'TIMESTAMP' THEN n_ts
+                 WHEN ts_iso IS NOT NULL THEN CAST(ts_iso AS DOUBLE)
+                 ELSE ts_numstr END AS ts_raw,
+            coalesce(k_ts IN {nums} OR (k_ts = 'VARCHAR' AND ts_iso IS NULL), false) AS ts_may_be_sec,
+            reg_raw IS NOT NULL AND k_registration IN {nums} AND reg_raw < {_SECONDS_CUTOFF} AS reg_sec
+        FROM a),
+    c AS (
+        SELECT b.*,
+            ts_may_be_sec AND ts_raw >= 0 AND ts_raw < {_SECONDS_CUTOFF} AS ts_sec,
+            CASE WHEN ts_raw IS NULL OR NOT isfinite(ts_raw) OR ts_raw < 0 OR ts_raw >= {_MAX_MS}
+                 THEN NULL
+                 WHEN ts_may_be_sec AND ts_raw < {_SECONDS_CUTOFF} THEN CAST(round(ts_raw * 1000) AS BIGINT)
+                 ELSE CAST(round(ts_raw) AS BIGINT) END AS ts_v
+        FROM b)
+    SELECT file_idx, ord, excerpt,
+        CASE WHEN problem IS NOT NULL THEN problem
+             WHEN k_userId IS NULL OR k_userId = 'NULL'
+                  OR (k_userId = 'VARCHAR' AND trim(s_userId) = '') THEN '{GUEST_REASON}'
+             WHEN uid IS NULL THEN 'bad userId'
+             WHEN ts_v IS NULL THEN 'bad timestamp'
+             WHEN sid IS NULL THEN 'bad sessionId'
+             WHEN page_ok IS NULL THEN 'unknown page'
+        END AS drop_reason,
+        s_page AS page_read, k_page,
+        ts_v AS ts, uid AS userId, sid AS sessionId, page_ok AS page,
+        auth_txt AS auth, method_txt AS method,
+        status_v AS status,
+        CASE WHEN level_txt IN {_sql_set(LEVEL_VALUES)} THEN level_txt END AS level,
+        iis_raw AS itemInSession,
+        location_txt AS location, userAgent_txt AS userAgent, firstName_txt AS firstName,
+        lastName_txt AS lastName,
+        CAST(round(CASE WHEN reg_sec THEN reg_raw * 1000 ELSE reg_raw END) AS BIGINT) AS registration,
+        gender_txt AS gender, artist_txt AS artist, song_txt AS song,
+        CASE WHEN len_raw >= 0 THEN len_raw END AS length,
+        {flags}
+    FROM c
+    """.replace("auth_txt AS auth,",
+                f"CASE WHEN auth_txt IN {_sql_set(AUTH_VALUES)} THEN auth_txt END AS auth,")
+
+
+def _event_files(path: Path) -> tuple[list[Path], list[str]]:
+    _check_exists(path)
+    notes: list[str] = []
+    if path.is_dir():
+        files, ignored = _folder_files(path)
+        files = [f for f in files if _suffix_kind(f) in ("ndjson", "parquet")]
+        if not files:
+            raise DataValidationError(
+                "folder holds no event files (.json, .jsonl, .ndjson, optionally .gz, or .parquet)",
+                file=path)
+        if ignored:
+            notes.append(f"ignored {len(ignored)} non-event file(s) in the folder: "
+                         + ", ".join(p.relative_to(path).as_posix() for p in ignored[:10]))
+        return files, notes
+    kind = _suffix_kind(path)
+    if kind not in ("ndjson", "parquet"):
+        raise DataValidationError(
+            "unsupported file type for an event log: expected .json, .jsonl, .ndjson "
+            "(optionally .gz) or .parquet", file=path)
+    return [path], notes
+
+
+def load_events(path: str | Path, *, strict: bool = False) -> EventLog:
+    """Load, validate and clean an event log.
+
+    Parameters
+    ----------
+    path : str or Path
+        An NDJSON file (``.json``, ``.jsonl``, ``.ndjson``, optionally ``.gz``), a parquet file,
+        or a folder of such files (read recursively in sorted order; hidden files and other
+        extensions are ignored and listed in ``quality.notes``).
+    strict : bool, default False
+        Raise :class:`DataValidationError` on the first defect (in file, line order) instead of
+        repairing or dropping it. Guest rows (empty ``userId``) and blank lines are dropped and
+        counted in both modes. See the module docstring for the defect policy.
+
+    Returns
+    -------
+    EventLog
+        ``events`` with dtypes ts int64 (epoch ms UTC), userId str, sessionId int64, page str,
+        status Int64, itemInSession int64, registration Int64 (epoch ms), length float64, other
+        columns str (nullable); sorted by ``ts, userId, sessionId, itemInSession``.
+
+    Raises
+    ------
+    DataValidationError
+        See the module docstring.
+    """
+    path = Path(path)
+    files, notes = _event_files(path)
+    con = _connect()
+    try:
+        con.execute(f"CREATE TEMP TABLE stg ({_stage_columns()})")
+        for idx, f in enumerate(files):
+            before = con.execute("SELECT count(*) FROM stg").fetchone()[0]
+            if _suffix_kind(f) == "parquet":
+                _stage_parquet(con, idx, f)
+            else:
+                _stage_ndjson(con, idx, f)
+                _check_required_ndjson(con, idx, f)
+            n = con.execute("SELECT count(*) FROM stg").fetchone()[0] - before
+            if n == 0 or _only_blank(con, idx):
+                if len(files) == 1:
+                    raise DataValidationError("file is empty: no rows to load", file=f)
+                notes.append(f"empty file (no rows): {f.relative_to(path).as_posix()}")
+        return _finish_events(con, path, files, notes, strict)
+    except DataValidationError:
+        raise
+    except duckdb.Error as exc:  # anything not located more precisely above
+        raise DataValidationError(f"cannot load event log: {_short(exc)}", file=path) from None
+    finally:
+        con.close()
+
+
+def _only_blank(con, idx: int) -> bool:
+    return con.execute(
+        f"SELECT count(*) FILTER (WHERE problem IS DISTINCT FROM '{BLANK_REASON}') = 0 "
+        f"FROM stg WHERE file_idx = ?", [idx]).fetchone()[0]
+
+
+def _check_required_ndjson(con, idx: int, f: Path) -> None:
+    """A required key absent from every parsed line of a file is a missing column."""
+    present = ", ".join(f"count(k_{c}) AS {c}" for c in REQUIRED_EVENT_COLUMNS)
+    row = con.execute(f"SELECT count(*) FILTER (WHERE problem IS NULL), {present} "
+                      f"FROM stg WHERE file_idx = ?", [idx]).fetchone()
+    if row[0] == 0:
+        return
+    missing = [c for c, n in zip(REQUIRED_EVENT_COLUMNS, row[1:]) if n == 0]
+    if missing:
+        keys = con.execute(
+            "SELECT DISTINCT unnest(json_keys(line)) FROM (SELECT line FROM raw "
+            "WHERE json_valid(line) AND left(ltrim(line), 1) = '{' LIMIT 1000) ORDER BY 1").fetchall()
+        raise DataValidationError(
+            f"missing required column(s) {missing}; columns present: {[k[0] for k in keys]}",
+            file=f, column=", ".join(missing))
+
+
+def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict: bool) -> EventLog:
+    rules = _repair_rules()
+    con.execute(_clean_sql())
+    # Exact duplicates: identical cleaned values in every column; the first (file, line) is kept.
+    cols = ", ".join(_ident(c) for c in EVENT_COLUMNS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE dup AS
+        SELECT file_idx, ord FROM (
+            SELECT file_idx, ord, row_number() OVER (PARTITION BY {cols} ORDER BY file_idx, ord) AS rn
+            FROM cl WHERE drop_reason IS NULL) WHERE rn > 1""")
+    con.execute("""UPDATE cl SET drop_reason = 'exact duplicate row'
+                   FROM dup WHERE cl.file_idx = dup.file_idx AND cl.ord = dup.ord""")
+
+    if strict:
+        _raise_first_defect(con, files, rules)
+
+    rows_read = con.execute("SELECT count(*) FROM cl").fetchone()[0]
+    dropped = dict(con.execute(
+        "SELECT drop_reason, count(*) FROM cl WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall())
+    sums = ", ".join(f"count(*) FILTER (WHERE r{i})" for i in range(len(rules)))
+    counts = con.execute(f"SELECT {sums} FROM cl WHERE drop_reason IS NULL").fetchone()
+    repaired = {rules[i][0]: int(n) for i, n in enumerate(counts) if n}
+    numeric_ids = con.execute(
+        "SELECT count(*) FROM stg JOIN (SELECT file_idx FROM stg GROUP BY file_idx HAVING "
+        f"bool_and(k_userId IN {_NUM_TYPES} OR k_userId IS NULL OR k_userId = 'NULL' "
+        "OR problem IS NOT NULL)) USING (file_idx) "
+        f"WHERE k_userId IN {_NUM_TYPES}").fetchone()[0]
+    if numeric_ids:
+        notes.append(f"{numeric_ids} numeric userId value(s) in file(s) with only numeric ids "
+                     "cast to string")
+
+    page_counts = con.execute(
+        "SELECT page_read, count(*) AS n FROM cl WHERE k_page = 'VARCHAR' "
+        "GROUP BY 1 ORDER BY n DESC, page_read").fetchall()
+    page_counts_read = pd.Series({p: int(n) for p, n in page_counts}, dtype="int64", name="rows_read")
+    page_counts_read.index = pd.Index(page_counts_read.index, dtype=str, name="page")
+
+    # itemInSession repair: position within (userId, sessionId) by time, then line.
+    out_cols = ", ".join(
+        "coalesce(itemInSession, row_number() OVER (PARTITION BY userId, sessionId "
+        "ORDER BY ts, file_idx, ord) - 1) AS itemInSession" if c == "itemInSession" else _ident(c)
+        for c in EVENT_COLUMNS)
+    events = con.execute(
+        f"SELECT {out_cols} FROM cl WHERE drop_reason IS NULL "
+        f"ORDER BY ts, userId, sessionId, itemInSession, file_idx, ord").df()
+    rows_kept = len(events)
+    quality = DataQuality(source=str(path), kind="events", rows_read=int(rows_read),
+                          rows_kept=rows_kept, dropped={k: int(v) for k, v in dropped.items()},
+                          repaired=repaired, notes=notes)
+    if rows_kept == 0:
+        raise DataValidationError(
+            f"no usable rows: all {rows_read} rows read were dropped ({quality.dropped})", file=path)
+    return EventLog(events=_event_dtypes(events), quality=quality, page_counts_read=page_counts_read)
+
+
+def _raise_first_defect(con, files: list[Path], rules) -> None:
+    non_defect = ", ".join(_q(r) for r in NON_DEFECT_DROPS)
+    any_flag = " OR ".join(f"r{i}" for i in range(len(rules)))
+    flag_list = ", ".join(f"r{i}" for i in range(len(rules)))
+    row = con.execute(f"""
+        SELECT file_idx, ord, excerpt, drop_reason, {flag_list} FROM cl
+        WHERE (drop_reason IS NOT NULL AND drop_reason NOT IN ({non_defect}))
+           OR (drop_reason IS NULL AND ({any_flag}))
+        ORDER BY file_idx, ord LIMIT 1""").fetchone()
+    if row is None:
+        return
+    file_idx, ord_, excerpt, reason = row[:4]
+    f = files[file_idx]
+    unit = "row" if _suffix_kind(f) == "parquet" else "line"
+    if reason is not None:
+        column = _DROP_COLUMN.get(reason)
+        what = reason
+    else:
+        i = next(i for i, v in enumerate(row[4:]) if v)
+        what, column = rules[i][0], rules[i][1]
+    tail = f"; {unit} starts: {excerpt!r}" if excerpt is not None else ""
+    raise DataValidationError(f"{what} (strict mode){tail}", file=f, line=int(ord_), column=column)
+
+
+def _event_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for c in EVENT_COLUMNS:
+        s = df[c]
+        if c in ("ts", "sessionId", "itemInSession"):
+            out[c] = s.astype("int64")
+        elif c in ("status", "registration"):
+            out[c] = s.astype("Int64")
+        elif c == "length":
+            out[c] = s.astype("float64")
+        else:
+            out[c] = s.astype(object).where(s.notna(), None).astype("str") if c in ("userId", "page") \
+                else s.astype("str")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Snapshots
+# --------------------------------------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "t", "y")
+_FALSE = ("0", "false", "no", "f", "n")
+
+
+def load_snapshot(path: str | Path, *, id_col: str = SNAPSHOT_DEFAULT_ID,
+                  label_col: str = SNAPSHOT_DEFAULT_LABEL, strict: bool = False) -> SnapshotTable:
+    """Load and validate a one-row-per-user snapshot table.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV (optionally ``.gz``, header row required) or parquet file.
+    id_col, label_col : str
+        The user-id column (cast to str) and the binary churn label column.
+    strict : bool, default False
+        Raise on the first defect instead of repairing or dropping it.
+
+    Returns
+    -------
+    SnapshotTable
+        Rows in file order; ``label_col`` int64 0/1, ``id_col`` str, other columns as DuckDB
+        infers them.
+
+    Raises
+    ------
+    DataValidationError
+        Missing id/label column (message lists the columns present); a label value that is not
+        binary (names column and line); null id or label, label spellings other than 0/1,
+        duplicate ids (strict only; lenient repairs/drops and counts); unreadable file.
+
+    Notes
+    -----
+    Line numbers are CSV lines (header = line 1) assuming no quoted field spans lines; for
+    parquet they are 1-based row numbers. Label values ``true/false``, ``yes/no``, ``t/f``,
+    ``y/n`` (any case) and ``1.0/0.0`` are repaired to 1/0 and counted. Exact duplicate rows
+    keep their first occurrence; ids appearing on rows that differ are *conflicting*: all their
+    rows are dropped in lenient mode (no way to tell which is right).
+    """
+    path = Path(path)
+    _check_exists(path)
+    if path.is_dir():
+        raise DataValidationError("a snapshot must be one file, not a folder", file=path)
+    kind = _suffix_kind(path)
+    if kind not in ("csv", "parquet"):
+        raise DataValidationError("unsupported file type for a snapshot: expected .csv, .csv.gz "
+                                  "or .parquet", file=path)
+    if path.stat().st_size == 0:
+        raise DataValidationError("file is empty: no rows to load", file=path)
+    con = _connect()
+    try:
+        return _load_snapshot(con, path, kind, id_col, label_col, strict)
+    except DataValidationError:
+        raise
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot load snapshot: {_short(exc)}", file=path,
+                                  line=_line_from(exc)) from None
+    finally:
+        con.close()
+
+
+def _csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataValidationError(f"cannot read the CSV header: {exc}", file=path, line=1) from None
+    if not first.strip():
+        raise DataValidationError("file is empty: no header and no rows", file=path, line=1)
+    header = next(csv.reader([first]))
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup or any(h.strip() == "" for h in header):
+        raise DataValidationError(f"CSV header has duplicate or empty column names: {header}",
+                                  file=path, line=1)
+    return header
+
+
+def _shift_for_rejects(con, table: str, col: str, rejected: list[int]) -> None:
+    """Renumber ``table.col`` (1-based ordinals that skipped ``rejected`` positions) to positions.
+
+    Good rows before the j-th rejected position r_j (j 1-based) number r_j - j, a nondecreasing
+    key; an ordinal k sits after every reject whose key is < k.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE rejadj (adj BIGINT, n BIGINT)")
+    con.executemany("INSERT INTO rejadj VALUES (?, ?)",
+                    [(int(r) - j, j) for j, r in enumerate(sorted(rejected), start=1)])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT t.* REPLACE (t.{col} + coalesce(a.n, 0) AS {col})
+        FROM {table} t ASOF LEFT JOIN (SELECT adj, max(n) AS n FROM rejadj GROUP BY adj) a
+          ON t.{col} > a.adj""")
+
+
+def _load_snapshot(con, path: Path, kind: str, id_col: str, label_col: str,
+                   strict: bool) -> SnapshotTable:
+    malformed = 0
+    if kind == "csv":
+        header = _csv_header(path)
+        # Explicit comma dialect and all-VARCHAR columns: the sniffer gives up on ragged files,
+        # and typing is done below once bad rows are out. Bad rows are collected with their line.
+        cols = "{" + ", ".join(f"{_q(h)}: 'VARCHAR'" for h in header) + "}"
+        src = (f"read_csv({_q(str(path))}, header=true, columns={cols}, delim=',', quote='\"', "
+               f"escape='\"', auto_detect=false, strict_mode=true, null_padding=false, "
+               f"ignore_errors=true, store_rejects=true, rejects_table='snaprej', "
+               f"rejects_scan='snapscan', compression='auto')")
+        try:
+            con.execute(f"CREATE TEMP TABLE snap AS SELECT ordinality AS __line, * "
+                        f"EXCLUDE (ordinality) FROM {src} WITH ORDINALITY")
+            rejects = con.execute("SELECT line, any_value(error_type), any_value(csv_line) FROM snaprej "
+                                  "GROUP BY line ORDER BY line").fetchall()
+        except duckdb.Error as exc:
+            raise DataValidationError(f"cannot read csv file: {_short(exc)}", file=path,
+                                      line=_line_from(exc)) from None
+        if rejects:
+            if strict:
+                line, etype, text = rejects[0]
+                raise DataValidationError(
+                    f"malformed CSV row ({str(etype).lower()}; {len(rejects)} such row(s)) "
+                    f"(strict mode); line starts: {str(text)[:_EXCERPT]!r}", file=path, line=int(line))
+            malformed = len(rejects)
+            _shift_for_rejects(con, "snap", "__line", [int(r[0]) - 1 for r in rejects])
+        con.execute("UPDATE snap SET __line = __line + 1")  # header is line 1
+        _type_varchar_columns(con, "snap", header)
+    else:
+        try:
+            con.execute(f"CREATE TEMP TABLE snap AS SELECT file_row_number + 1 AS __line, * "
+                        f"EXCLUDE (file_row_number) FROM read_parquet({_q(str(path))}, "
+                        f"file_row_number=true)")
+        except duckdb.Error as exc:
+            raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
+    schema = {r[0]: str(r[1]).upper() for r in con.execute("DESCRIBE snap").fetchall()
+              if r[0] != "__line"}
+    missing = [c for c in (id_col, label_col) if c not in schema]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {missing}; columns present: {list(schema)}", file=path,
+            column=", ".join(missing))
+    rows_read = con.execute("SELECT count(*) FROM snap").fetchone()[0] + malformed
+    if rows_read == 0:
+        raise DataValidationError("file is empty: no rows to load", file=path)
+
+    idq, lq = _ident(id_col), _ident(label_col)
+    id_text = (f"CAST(CAST({idq} AS BIGINT) AS VARCHAR)"
+               if schema[id_col] in ("DOUBLE", "FLOAT") else f"CAST({idq} AS VARCHAR)")
+    lab = f"lower(trim(CAST({lq} AS VARCHAR)))"
+    # DOUBLE ids that are not integral keep their text form
+    if schema[id_col] in ("DOUBLE", "FLOAT"):
+        id_text = f"CASE WHEN {idq} = round({idq}) THEN {id_text} ELSE CAST({idq} AS VARCHAR) END"
+    con.execute(f"""CREATE TEMP TABLE s2 AS SELECT snap.*, {id_text} AS __id, {lab} AS __lab,
+        CASE WHEN {lab} IN {_sql_set(_TRUE)} OR {lab} = '1.0' THEN 1
+             WHEN {lab} IN {_sql_set(_FALSE)} OR {lab} = '0.0' THEN 0 END AS __y FROM snap""")
+
+    bad = con.execute(f"SELECT __line, CAST({lq} AS VARCHAR) FROM s2 WHERE __lab IS NOT NULL "
+                      "AND __y IS NULL ORDER BY __line LIMIT 1").fetchone()
+    if bad is not None:
+        n_bad = con.execute("SELECT count(*) FROM s2 WHERE __lab IS NOT NULL AND __y IS NULL").fetchone()[0]
+        raise DataValidationError(
+            f"label is not binary: {bad[1]!r} ({n_bad} such row(s)); expected 0/1, true/false "
+            "or yes/no", file=path, line=bad[0], column=label_col)
+
+    natural = "('0', '1')" if schema[label_col] != "BOOLEAN" else "('true', 'false')"
+    data_cols = ", ".join(_ident(c) for c in schema)
+    con.execute(f"""CREATE TEMP TABLE s3 AS
+        WITH d AS (
+            SELECT *, row_number() OVER (PARTITION BY {data_cols} ORDER BY __line) AS __rn
+            FROM s2 WHERE __id IS NOT NULL AND __y IS NOT NULL),
+        conflict AS (
+            SELECT __id FROM d WHERE __rn = 1 GROUP BY __id HAVING count(*) > 1)
+        SELECT s2.__line, s2.__lab,
+            CASE WHEN s2.__id IS NULL THEN 'null id'
+                 WHEN s2.__y IS NULL THEN 'null label'
+                 WHEN d.__rn > 1 THEN 'exact duplicate row'
+                 WHEN s2.__id IN (SELECT __id FROM conflict) THEN 'conflicting duplicate id'
+            END AS __drop,
+            s2.__y IS NOT NULL AND s2.__lab NOT IN {natural} AS __relabel
+        FROM s2 LEFT JOIN d USING (__line)""")
+
+    if strict:
+        row = con.execute("SELECT __line, __drop, __lab FROM s3 WHERE __drop IS NOT NULL "
+                          "OR __relabel ORDER BY __line LIMIT 1").fetchone()
+        if row is not None:
+            line, why, lab_text = row
+            column = label_col if why in (None, "null label") else id_col
+            what = why or f"label {lab_text!r} is not 0/1 (would be repaired)"
+            if why == "exact duplicate row":
+                column = None
+            raise DataValidationError(f"{what} (strict mode)", file=path, line=int(line), column=column)
+
+    dropped = dict(con.execute("SELECT __drop, count(*) FROM s3 WHERE __drop IS NOT NULL "
+                               "GROUP BY 1 ORDER BY 1").fetchall())
+    if malformed:
+        dropped["malformed CSV row"] = malformed
+    n_relabel = con.execute("SELECT count(*) FROM s3 WHERE __drop IS NULL AND __relabel").fetchone()[0]
+    repaired = {f"label {label_col!r} spelled true/false/yes/no mapped to 1/0": int(n_relabel)} if n_relabel else {}
+    select = ", ".join(
+        f"s2.__id AS {_ident(c)}" if c == id_col else
+        f"CAST(s2.__y AS BIGINT) AS {_ident(c)}" if c == label_col else f"s2.{_ident(c)}"
+        for c in schema)
+    table = con.execute(f"SELECT {select} FROM s2 JOIN s3 USING (__line) WHERE s3.__drop IS NULL "
+                        "ORDER BY __line").df()
+    table[id_col] = table[id_col].astype("str")
+    table[label_col] = table[label_col].astype("int64")
+    notes = []
+    if schema[id_col] != "VARCHAR" and kind == "parquet":
+        notes.append(f"id column {id_col!r} ({schema[id_col].lower()}) cast to string")
+    quality = DataQuality(source=str(path), kind="snapshot", rows_read=int(rows_read),
+                          rows_kept=len(table), dropped={k: int(v) for k, v in dropped.items()},
+                          repaired=repaired, notes=notes)
+    if len(table) == 0:
+        raise DataValidationError(f"no usable rows: all {rows_read} rows dropped ({quality.dropped})",
+                                  file=path)
+    return SnapshotTable(table=table, id_col=id_col, label_col=label_col, quality=quality)
+
+
+def _type_varchar_columns(con, table: str, columns: list[str]) -> None:
+    """Give all-VARCHAR CSV columns the narrowest of BIGINT, DOUBLE, VARCHAR that fits every value."""
+    checks = []
+    for c in columns:
+        v = f"nullif(trim({_ident(c)}), '')"
+        # regex, not TRY_CAST: DuckDB casts '0.2' to BIGINT 0
+        checks.append(f"count(*) FILTER (WHERE {v} IS NOT NULL AND NOT regexp_full_match({v}, "
+                      "'[+-]?[0-9]{1,18}')) = 0, "
+                      f"count(*) FILTER (WHERE {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL) = 0, "
+                      f"count({v}) > 0")
+    flags = con.execute(f"SELECT {', '.join(checks)} FROM {table}").fetchone()
+    exprs = []
+    for i, c in enumerate(columns):
+        is_int, is_num, any_val = flags[3 * i: 3 * i + 3]
+        v = f"nullif(trim({_ident(c)}), '')"
+        if any_val and is_int:
+            exprs.append(f"CAST({v} AS BIGINT) AS {_ident(c)}")
+        elif any_val and is_num:
+            exprs.append(f"CAST({v} AS DOUBLE) AS {_ident(c)}")
+        else:
+            exprs.append(f"nullif({_ident(c)}, '') AS {_ident(c)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT __line, {', '.join(exprs)} FROM {table}")

@@ -1,0 +1,317 @@
+"""Malformed-input corpus for the loaders.
+
+Each case builds one small bad input in ``tmp_path`` and states what strict and lenient mode must
+do: raise a :class:`DataValidationError` naming the file and the line and/or column, or load and
+account for the defect in ``quality`` with the right count.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+from churnlib.load import DataValidationError, load_events, load_snapshot
+
+TS0 = 1_541_105_830_796  # 2018-11-01T20:57:10.796Z
+
+
+def event(i: int, **over) -> dict:
+    """A valid Sparkify event; ``i`` makes it unique."""
+    row = {
+        "ts": TS0 + 1000 * i, "userId": str(10 + i % 3), "sessionId": 100 + i % 3, "page": "NextSong",
+        "auth": "Logged In", "method": "PUT", "status": 200, "level": "paid", "itemInSession": i,
+        "location": "Tampa, FL", "userAgent": "Mozilla/5.0", "firstName": "Ann", "lastName": "Lee",
+        "registration": 1_540_000_000_000.0, "gender": "F", "artist": "A", "song": "S",
+        "length": 200.5 + i,
+    }
+    row.update(over)
+    return row
+
+
+def lines(rows: list[dict]) -> list[str]:
+    return [json.dumps(r) for r in rows]
+
+
+def write_lines(path: Path, text_lines: list[str | bytes]) -> Path:
+    data = b"".join((t if isinstance(t, bytes) else t.encode()) + b"\n" for t in text_lines)
+    path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+    return path
+
+
+def good(n: int = 5) -> list[str]:
+    return lines([event(i) for i in range(n)])
+
+
+def with_line(n_good: int, pos: int, bad: str | bytes) -> list[str | bytes]:
+    """``n_good`` valid lines with ``bad`` inserted so that it is line ``pos`` (1-based)."""
+    out: list[str | bytes] = list(good(n_good))
+    out.insert(pos - 1, bad)
+    return out
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[Path], Path]
+    kind: str = "events"                       # "events" or "snapshot"
+    kwargs: dict = field(default_factory=dict)
+    # strict mode: None -> must load; else expected (line, column, message fragment)
+    strict: tuple[int | None, str | None, str] | None = None
+    # lenient mode: None -> same error as strict; else expected counts
+    dropped: dict[str, int] | None = None
+    repaired: dict[str, int] | None = None
+    rows_read: int | None = None
+    lenient_raises: bool = False
+    check: Callable[[object], None] | None = None   # extra assertion on the lenient result
+
+
+def _load(case: Case, path: Path, strict: bool):
+    fn = load_events if case.kind == "events" else load_snapshot
+    return fn(path, strict=strict, **case.kwargs)
+
+
+def _folder_no_data(tmp: Path) -> Path:
+    d = tmp / "logs"
+    d.mkdir()
+    (d / "README.md").write_text("no data here\n")
+    (d / "notes.txt").write_text("x\n")
+    return d
+
+
+def _parquet(tmp: Path, name: str, df: pd.DataFrame) -> Path:
+    p = tmp / name
+    df.to_parquet(p, index=False)
+    return p
+
+
+def _csv(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def _check_seconds(log) -> None:
+    assert log.events["ts"].min() == (TS0 // 1000) * 1000
+    assert (log.events["ts"] > 1e12).all()
+
+
+def _check_mixed_ids(log) -> None:
+    assert "42" in set(log.events["userId"])
+    assert all(isinstance(u, str) for u in log.events["userId"])
+
+
+def _check_negative_length(log) -> None:
+    assert log.events["length"].isna().sum() == 1
+    assert (log.events["length"].dropna() >= 0).all()
+
+
+def _check_item_derived(log) -> None:
+    ev = log.events
+    # user 11 / session 101 holds events 1 and 4; event 4 lost its itemInSession (now 1)
+    s = ev[(ev.userId == "11") & (ev.sessionId == 101)]
+    assert s["itemInSession"].tolist() == [1, 1]
+
+
+CASES = [
+    Case("truncated_line", lambda t: write_lines(t / "trunc.ndjson", with_line(4, 3, good(1)[0][:57])),
+         strict=(3, None, "unparseable line"), dropped={"unparseable line": 1}, rows_read=5),
+    Case("not_a_json_object", lambda t: write_lines(t / "arr.jsonl", with_line(3, 2, "[1, 2, 3]")),
+         strict=(2, None, "unparseable line"), dropped={"unparseable line": 1}, rows_read=4),
+    Case("empty_file", lambda t: write_lines(t / "empty.ndjson", []),
+         strict=(None, None, "empty"), lenient_raises=True),
+    Case("only_blank_lines", lambda t: write_lines(t / "blank.ndjson", ["", "  "]),
+         strict=(None, None, "empty"), lenient_raises=True),
+    Case("missing_required_column",
+         lambda t: write_lines(t / "nosess.ndjson",
+                               lines([{k: v for k, v in event(i).items() if k != "sessionId"}
+                                      for i in range(3)])),
+         strict=(None, "sessionId", "missing required column"), lenient_raises=True),
+    Case("parquet_missing_page",
+         lambda t: _parquet(t, "nopage.parquet", pd.DataFrame([event(i) for i in range(3)]).drop(columns="page")),
+         strict=(None, "page", "missing required column"), lenient_raises=True),
+    Case("non_numeric_ts", lambda t: write_lines(t / "badts.ndjson", with_line(4, 2, json.dumps(event(9, ts="yesterday")))),
+         strict=(2, "ts", "bad timestamp"), dropped={"bad timestamp": 1}, rows_read=5),
+    Case("ts_in_seconds", lambda t: write_lines(t / "secs.ndjson", with_line(4, 1, json.dumps(event(9, ts=TS0 // 1000)))),
+         strict=(1, "ts", "ts in seconds"), dropped={}, repaired={"ts in seconds converted to ms": 1},
+         rows_read=5, check=_check_seconds),
+    Case("non_utf8_bytes",
+         lambda t: write_lines(t / "latin1.ndjson.gz",
+                               with_line(4, 3, json.dumps(event(9, firstName="Zoe")).replace("Zoe", "Zo\xe9").encode("latin-1"))),
+         strict=(3, None, "non-UTF-8"), dropped={"non-UTF-8 line": 1}, rows_read=5),
+    Case("duplicated_rows", lambda t: write_lines(t / "dup.ndjson", good(4) + [good(4)[1]]),
+         strict=(5, None, "exact duplicate row"), dropped={"exact duplicate row": 1}, rows_read=5),
+    Case("unknown_page", lambda t: write_lines(t / "page.ndjson", with_line(4, 4, json.dumps(event(9, page="Teleport")))),
+         strict=(4, "page", "unknown page"), dropped={"unknown page": 1}, rows_read=5),
+    Case("negative_length", lambda t: write_lines(t / "neg.ndjson", with_line(4, 2, json.dumps(event(9, length=-3.5)))),
+         strict=(2, "length", "negative length"), dropped={}, repaired={"negative length set to null": 1},
+         rows_read=5, check=_check_negative_length),
+    Case("null_and_empty_userId_are_guests",
+         lambda t: write_lines(t / "guest.ndjson", good(3) + lines([event(7, userId=None), event(8, userId="")])),
+         strict=None, dropped={"logged-out/guest row with empty userId": 2}, rows_read=5),
+    Case("mixed_userId_types", lambda t: write_lines(t / "mixed.ndjson", with_line(4, 2, json.dumps(event(9, userId=42)))),
+         strict=(2, "userId", "numeric userId"), dropped={}, repaired={"numeric userId cast to string": 1},
+         rows_read=5, check=_check_mixed_ids),
+    Case("null_sessionId", lambda t: write_lines(t / "nosid.ndjson", with_line(4, 3, json.dumps(event(9, sessionId=None)))),
+         strict=(3, "sessionId", "bad sessionId"), dropped={"bad sessionId": 1}, rows_read=5),
+    Case("wrong_type_status", lambda t: write_lines(t / "status.ndjson", with_line(4, 5, json.dumps(event(9, status="OK")))),
+         strict=(5, "status", "bad status"), dropped={}, repaired={"bad status set to null": 1}, rows_read=5),
+    Case("unknown_auth", lambda t: write_lines(t / "auth.ndjson", with_line(4, 2, json.dumps(event(9, auth="Hacker")))),
+         strict=(2, "auth", "unknown auth"), dropped={}, repaired={"unknown auth set to null": 1}, rows_read=5),
+    Case("null_itemInSession",
+         lambda t: write_lines(t / "iis.ndjson", good(4) + lines([event(4, itemInSession=None)])),
+         strict=(5, "itemInSession", "itemInSession derived"), dropped={},
+         repaired={"itemInSession derived from order in session": 1}, rows_read=5, check=_check_item_derived),
+    Case("parquet_bad_ts_string",
+         lambda t: _parquet(t, "badts.parquet",
+                            pd.DataFrame([event(i) for i in range(3)]).assign(ts=["2018-11-01T00:00:00Z", "garbage", "2018-11-02"])),
+         strict=(2, "ts", "bad timestamp"), dropped={"bad timestamp": 1}, rows_read=3),
+    Case("all_rows_guests", lambda t: write_lines(t / "guests.ndjson", lines([event(i, userId="") for i in range(3)])),
+         strict=(None, None, "no usable rows"), lenient_raises=True),
+    Case("corrupt_gzip", lambda t: (t / "bad.ndjson.gz").write_bytes(b"\x1f\x8b\x08garbage-not-gzip") and t / "bad.ndjson.gz",
+         strict=(None, None, "cannot read"), lenient_raises=True),
+    Case("nonexistent_path", lambda t: t / "nope.ndjson", strict=(None, None, "no such file"), lenient_raises=True),
+    Case("unsupported_extension", lambda t: write_lines(t / "events.txt", good(2)),
+         strict=(None, None, "unsupported file type"), lenient_raises=True),
+    Case("folder_without_data_files", _folder_no_data,
+         strict=(None, None, "no event files"), lenient_raises=True),
+    # -- snapshots --
+    Case("snapshot_missing_label", lambda t: _csv(t, "nolabel.csv", "user_id,age\n1,30\n2,40\n"),
+         kind="snapshot", strict=(None, "is_churned", "columns present: ['user_id', 'age']"), lenient_raises=True),
+    Case("snapshot_non_binary_label", lambda t: _csv(t, "lab.csv", "user_id,is_churned\n1,0\n2,1\n3,2\n4,0\n"),
+         kind="snapshot", strict=(4, "is_churned", "not binary"), lenient_raises=True),
+    Case("snapshot_label_words", lambda t: _csv(t, "words.csv", "user_id,is_churned\n1,no\n2,Yes\n3,0\n"),
+         kind="snapshot", strict=(2, "is_churned", "not 0/1"), dropped={},
+         repaired={"label 'is_churned' spelled true/false/yes/no mapped to 1/0": 2}, rows_read=3,
+         check=lambda s: s.table["is_churned"].tolist() == [0, 1, 0] or pytest.fail("labels")),
+    Case("snapshot_exact_duplicate", lambda t: _csv(t, "dupe.csv", "user_id,is_churned\n1,0\n2,1\n1,0\n"),
+         kind="snapshot", strict=(4, None, "exact duplicate row"), dropped={"exact duplicate row": 1}, rows_read=3),
+    Case("snapshot_conflicting_ids", lambda t: _csv(t, "conf.csv", "user_id,is_churned\n1,0\n2,1\n3,0\n2,0\n"),
+         kind="snapshot", strict=(3, "user_id", "conflicting duplicate id"),
+         dropped={"conflicting duplicate id": 2}, rows_read=4),
+    Case("snapshot_null_label", lambda t: _csv(t, "nulllab.csv", "user_id,is_churned\n1,0\n2,\n3,1\n"),
+         kind="snapshot", strict=(3, "is_churned", "null label"), dropped={"null label": 1}, rows_read=3),
+    Case("snapshot_ragged_row", lambda t: _csv(t, "rag.csv", "user_id,is_churned\n1,0\n2,1,9\n3,0\n"),
+         kind="snapshot", strict=(3, None, "malformed CSV row"), dropped={"malformed CSV row": 1}, rows_read=3),
+    Case("snapshot_custom_columns_missing", lambda t: _csv(t, "mini.csv", "userId,churn\n1,0\n"),
+         kind="snapshot", kwargs={"id_col": "user", "label_col": "churn"},
+         strict=(None, "user", "columns present: ['userId', 'churn']"), lenient_raises=True),
+    Case("snapshot_unsupported_extension", lambda t: _csv(t, "snap.tsv", "user_id\tis_churned\n1\t0\n"),
+         kind="snapshot", strict=(None, None, "unsupported file type"), lenient_raises=True),
+]
+
+IDS = [c.name for c in CASES]
+
+
+def test_corpus_is_large_and_distinct():
+    assert len(CASES) >= 15
+    assert len(set(IDS)) == len(IDS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_strict_mode(case: Case, tmp_path: Path):
+    path = case.build(tmp_path)
+    if case.strict is None:
+        out = _load(case, path, strict=True)
+        assert out.quality.rows_read == case.rows_read
+        assert out.quality.dropped == case.dropped
+        return
+    line, column, fragment = case.strict
+    with pytest.raises(DataValidationError) as info:
+        _load(case, path, strict=True)
+    err = info.value
+    msg = str(err)
+    assert err.file == str(path) and str(path) in msg
+    assert fragment in msg
+    if line is not None:
+        assert err.line == line and f"line {line}" in msg
+    if column is not None:
+        assert err.column is not None and column in err.column
+        assert f"column {err.column!r}" in msg
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_lenient_mode(case: Case, tmp_path: Path):
+    path = case.build(tmp_path)
+    if case.lenient_raises:
+        with pytest.raises(DataValidationError) as info:
+            _load(case, path, strict=False)
+        assert str(path) in str(info.value) and case.strict[2] in str(info.value)
+        return
+    out = _load(case, path, strict=False)
+    q = out.quality
+    assert q.rows_read == case.rows_read
+    assert q.dropped == case.dropped
+    assert q.repaired == (case.repaired or {})
+    assert q.rows_read == q.rows_kept + sum(q.dropped.values())
+    frame = out.events if case.kind == "events" else out.table
+    assert len(frame) == q.rows_kept
+    table = q.table()
+    assert table.loc[table.outcome == "kept", "rows"].item() == q.rows_kept
+    assert table.loc[table.outcome == "dropped", "rows"].sum() == sum(q.dropped.values())
+    if case.check is not None:
+        case.check(out)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_only_data_validation_errors_escape(case: Case, strict: bool, tmp_path: Path):
+    path = case.build(tmp_path)
+    try:
+        _load(case, path, strict=strict)
+    except DataValidationError:
+        pass
+    except Exception as exc:  # pragma: no cover - this is the failure being tested for
+        pytest.fail(f"{type(exc).__name__} escaped: {exc}")
+
+
+def test_truncated_line_error_quotes_the_line(tmp_path: Path):
+    bad = good(1)[0][:57]
+    path = write_lines(tmp_path / "t.ndjson", with_line(2, 2, bad))
+    with pytest.raises(DataValidationError) as info:
+        load_events(path, strict=True)
+    assert bad in str(info.value)
+
+
+def test_line_numbers_survive_rejected_lines(tmp_path: Path):
+    # The reader skips rejected (non-UTF-8 / ragged) lines; later line numbers must stay physical.
+    rows: list[str | bytes] = list(good(6))
+    rows[1] = b'{"bad": "\xff\xfe"}'
+    rows[2] = b'{"bad": "\xe9"}'
+    rows[4] = json.dumps(event(9, page="Teleport"))
+    path = write_lines(tmp_path / "shift.ndjson", rows)
+    assert load_events(path).quality.dropped == {"non-UTF-8 line": 2, "unknown page": 1}
+    with pytest.raises(DataValidationError) as info:
+        load_events(path, strict=True)
+    assert info.value.line == 2
+    # snapshot: a ragged row (dropped in lenient mode) before a non-binary label on line 6
+    csv_path = _csv(tmp_path, "s.csv", "user_id,is_churned\n1,0\n2,1,7\n3,0\n4,1,1\n5,maybe\n")
+    with pytest.raises(DataValidationError) as info:
+        load_snapshot(csv_path)
+    assert info.value.line == 6 and info.value.column == "is_churned"
+
+
+@pytest.mark.parametrize("rejected", [[], [1], [2, 3], [1, 2, 5], [4, 9, 10]])
+def test_shift_for_rejects_maps_ordinals_to_positions(rejected: list[int]):
+    import duckdb
+
+    from churnlib.load import _shift_for_rejects
+
+    total = 12
+    good_positions = [p for p in range(1, total + 1) if p not in rejected]
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE t AS SELECT range + 1 AS pos FROM range(?)", [len(good_positions)])
+    if rejected:
+        _shift_for_rejects(con, "t", "pos", rejected)
+    assert [r[0] for r in con.execute("SELECT pos FROM t ORDER BY pos").fetchall()] == good_positions
+
+
+def test_unknown_page_still_counted_in_page_counts_read(tmp_path: Path):
+    path = write_lines(tmp_path / "p.ndjson", with_line(3, 2, json.dumps(event(9, page="Teleport"))))
+    log = load_events(path)
+    assert log.page_counts_read.to_dict() == {"NextSong": 3, "Teleport": 1}
+    assert set(log.events["page"]) == {"NextSong"}
