@@ -1,0 +1,571 @@
+"""Observation-date features: one row per (user, observation date), joined to the churn label.
+
+Every feature of a row is computed from that user's events strictly before the observation date
+(``as_of``), with the label pages (:data:`~churnlib.schema.LABEL_PAGES`) removed -- the same gate as
+:func:`churnlib.labels.feature_events`. The label comes from
+:func:`churnlib.labels.observation_labels` (churn within ``[as_of, as_of + horizon)``).
+
+The definitions live once, as portable SQL with readable CTEs, in ``churnlib/sql/features.sql``
+(input relation ``events``, bound parameter ``$as_of`` in epoch ms). DuckDB runs it embedded and out
+of core on a pandas DataFrame or directly on parquet files; the result comes back as pandas.
+:data:`FEATURE_DICTIONARY` documents every output column (name, group, meaning, unit).
+
+Several observation dates stack into one training table; keep ``userId`` for group-aware splits
+(the same user appears once per date).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from churnlib.labels import observation_labels, to_epoch_ms
+from churnlib.schema import CHURN_PAGE
+
+__all__ = [
+    "FEATURE_DICTIONARY",
+    "Feature",
+    "KEY_COLUMNS",
+    "build_features",
+    "feature_columns",
+    "feature_dictionary",
+    "feature_sql",
+    "features_command",
+    "leakage_report",
+    "user_features",
+]
+
+_MS_PER_DAY = 86_400_000
+
+#: Columns of a feature table that are keys or the label, not features.
+KEY_COLUMNS: tuple[str, ...] = ("userId", "as_of", "churned")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One documented feature column.
+
+    Attributes
+    ----------
+    name : str
+        Column name in the feature table.
+    group : str
+        Family (tenure, recency, frequency, sessions, listening, pages, support, ratios, diversity,
+        subscription, trends, context).
+    meaning : str
+        What the value measures, stated for stakeholders.
+    unit : str
+        Unit of the value (``"days"``, ``"count"``, ``"share"``, ``"category"`` ...).
+    dtype : str
+        pandas dtype of the column: ``"int64"``, ``"float64"`` or ``"str"``.
+    """
+
+    name: str
+    group: str
+    meaning: str
+    unit: str
+    dtype: str
+
+
+def _f(name: str, group: str, meaning: str, unit: str, dtype: str = "float64") -> Feature:
+    return Feature(name, group, meaning, unit, dtype)
+
+
+_PAGES = (  # (column stem, Sparkify page)
+    ("thumbs_up", "Thumbs Up"),
+    ("thumbs_down", "Thumbs Down"),
+    ("add_friend", "Add Friend"),
+    ("add_to_playlist", "Add to Playlist"),
+    ("roll_advert", "Roll Advert"),
+    ("error", "Error"),
+    ("help", "Help"),
+    ("settings", "Settings"),
+    ("save_settings", "Save Settings"),
+    ("upgrade", "Upgrade"),
+    ("submit_upgrade", "Submit Upgrade"),
+    ("downgrade", "Downgrade"),
+    ("submit_downgrade", "Submit Downgrade"),
+)
+
+_W = "the last {w} days before the observation date"
+
+
+def _dictionary() -> list[Feature]:
+    feats = [
+        _f("tenure_days", "tenure", "Days from registration to the observation date", "days"),
+        _f("history_days", "tenure", "Days from the user's first event in the log to the observation date",
+           "days"),
+        _f("days_since_last_event", "recency", "Days since the user's last event", "days"),
+        _f("days_since_last_song", "recency", "Days since the user's last song (NaN: never played one)",
+           "days"),
+        _f("days_since_last_login", "recency",
+           "Days since the user's last login; a login is the start of a session (Sparkify logs a "
+           "Login page only for logged-out to logged-in transitions, so session starts are used)",
+           "days"),
+    ]
+    for kind, what in (("events", "Events (all pages)"), ("songs", "Songs played")):
+        feats += [_f(f"{kind}_{w}d", "frequency", f"{what} in {_W.format(w=w)}", "count", "int64")
+                  for w in (7, 14, 30)]
+    feats += [_f(f"sessions_{w}d", "frequency", f"Sessions with at least one event in {_W.format(w=w)}",
+                 "count", "int64") for w in (7, 14, 30)]
+    feats += [_f(f"active_days_{w}d", "frequency",
+                 f"Active days (24-hour periods counted back from the observation date with at least "
+                 f"one event) in {_W.format(w=w)}", "days", "int64") for w in (7, 14, 30)]
+    feats += [
+        _f("login_frequency_30d", "frequency",
+           "Logins (session starts) in the last 30 days before the observation date", "count", "int64"),
+        _f("n_sessions", "sessions", "Sessions before the observation date", "count", "int64"),
+        _f("session_minutes_mean", "sessions",
+           "Mean session length: first event to the end of the last event (a song ends after its "
+           "length), cut at the observation date", "minutes"),
+        _f("session_minutes_median", "sessions", "Median session length (as above)", "minutes"),
+        _f("songs_per_session", "sessions", "Mean songs per session", "songs/session"),
+        _f("session_gap_hours_mean", "sessions",
+           "Mean gap from the end of one session to the start of the next (NaN: one session)", "hours"),
+        _f("session_gap_hours_median", "sessions", "Median gap between consecutive sessions", "hours"),
+        _f("events_total", "listening", "Events before the observation date (all pages)", "count",
+           "int64"),
+        _f("songs_total", "listening", "Songs played before the observation date", "count", "int64"),
+        _f("listening_hours_total", "listening", "Listening time: sum of song lengths", "hours"),
+        _f("listening_hours_7d", "listening", f"Listening time in {_W.format(w=7)}", "hours"),
+        _f("listening_hours_30d", "listening", f"Listening time in {_W.format(w=30)}", "hours"),
+    ]
+    for stem, page in _PAGES:
+        feats += [
+            _f(stem, "pages", f"Visits to the '{page}' page", "count", "int64"),
+            _f(f"{stem}_per_song", "pages", f"'{page}' visits per song played (NaN: no songs)",
+               "per song"),
+            _f(f"{stem}_per_session_hour", "pages",
+               f"'{page}' visits per hour of session time (NaN: no session time)", "per hour"),
+        ]
+    feats += [
+        _f("customer_support_contact_30d", "support",
+           "Customer-support contacts: 'Help' page visits in the last 30 days", "count", "int64"),
+        _f("app_crash_count_30d", "support",
+           "App crashes: 'Error' page events in the last 30 days", "count", "int64"),
+        _f("thumbs_up_share", "ratios", "Thumbs up / (thumbs up + thumbs down) (NaN: no thumbs)",
+           "share"),
+        _f("skips_total", "ratios",
+           "Skipped songs: a song followed by the next song of the same session before its length "
+           "elapsed", "count", "int64"),
+        _f("skip_rate", "ratios", "Skipped songs / songs played (NaN: no songs)", "share"),
+        _f("skip_rate_7d", "ratios", f"Skip rate in {_W.format(w=7)} (NaN: no songs)", "share"),
+        _f("unique_songs", "diversity", "Distinct (artist, song) pairs played", "count", "int64"),
+        _f("unique_artists", "diversity", "Distinct artists played", "count", "int64"),
+        _f("unique_songs_per_session", "diversity", "Distinct songs / sessions", "songs/session"),
+        _f("unique_artists_per_session", "diversity", "Distinct artists / sessions",
+           "artists/session"),
+        _f("top_artist_share", "diversity",
+           "Share of plays going to the user's most played artist (NaN: no songs)", "share"),
+        _f("level_paid", "subscription", "Current level is paid (level of the latest event)", "0/1",
+           "int64"),
+        _f("days_as_paid", "subscription",
+           "Time on the paid level: each session's closing level counts from its start to the next "
+           "session's start (the last one up to the observation date)", "days"),
+        _f("level_changes", "subscription",
+           "Level changes (free to paid or back), within and between sessions", "count", "int64"),
+        _f("events_trend_7d", "trends",
+           "Events, last 7 days vs the 7 before: (a - b) / (a + b), -1 to 1, 0 when both are empty",
+           "relative change"),
+        _f("listening_time_trend_7d", "trends",
+           "Listening time, last 7 days vs the 7 before: (a - b) / (a + b), 0 when both are empty",
+           "relative change"),
+        _f("freq_of_use_trend_14d", "trends",
+           "Logins (session starts), last 14 days vs the 14 before: (a - b) / (a + b), 0 when both "
+           "are empty", "relative change"),
+        _f("events_trend_14d", "trends",
+           "Events, last 14 days vs the 14 before: (a - b) / (a + b), 0 when both are empty",
+           "relative change"),
+        _f("skip_rate_increase_7d", "trends",
+           "Skip rate of the last 7 days minus that of the 7 before (NaN: no songs in either)",
+           "share points"),
+        _f("weekly_events_slope", "trends",
+           "Slope of weekly event counts over the last 4 weeks (from the user's first week; NaN: "
+           "fewer than 2 weeks)", "events/week per week"),
+        _f("weekly_events_cv", "trends",
+           "Spread of weekly event counts over the last 4 weeks: std / mean (NaN: fewer than 2 weeks)",
+           "ratio"),
+        _f("night_share", "trends", "Share of events 00-06 h UTC", "share"),
+        _f("morning_share", "trends", "Share of events 06-12 h UTC", "share"),
+        _f("afternoon_share", "trends", "Share of events 12-18 h UTC", "share"),
+        _f("evening_share", "trends", "Share of events 18-24 h UTC", "share"),
+        _f("weekend_share", "trends", "Share of events on Saturday or Sunday (UTC)", "share"),
+        _f("device_type", "context", "Device from the latest userAgent: desktop, mobile, tablet",
+           "category", "str"),
+        _f("os", "context", "Operating system from the latest userAgent", "category", "str"),
+        _f("browser", "context", "Browser from the latest userAgent", "category", "str"),
+        _f("state", "context", "US state from the latest location (first state of a metro area)",
+           "category", "str"),
+        _f("gender", "context", "Gender as registered", "category", "str"),
+    ]
+    return feats
+
+
+#: Every feature column of :func:`user_features` / :func:`build_features`, in output order.
+FEATURE_DICTIONARY: tuple[Feature, ...] = tuple(_dictionary())
+
+
+def feature_dictionary() -> pd.DataFrame:
+    """The feature dictionary as a table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature, in output order: ``name``, ``group``, ``meaning``, ``unit``, ``dtype``.
+    """
+    return pd.DataFrame([asdict(f) for f in FEATURE_DICTIONARY])
+
+
+def feature_columns(table: pd.DataFrame | None = None) -> list[str]:
+    """Names of the feature columns (of ``table`` if given, in the dictionary's order)."""
+    names = [f.name for f in FEATURE_DICTIONARY]
+    return names if table is None else [n for n in names if n in table.columns]
+
+
+def feature_sql() -> str:
+    """The portable SQL of the feature definitions (relation ``events``, parameter ``$as_of``)."""
+    return resources.files("churnlib").joinpath("sql/features.sql").read_text(encoding="utf-8")
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+EventSource = "pd.DataFrame | str | os.PathLike"
+
+
+def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    # Spill to the system temp folder (not the caller's cwd); the limit keeps RSS bounded.
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'churnlib_duckdb'}'")
+    con.execute("SET preserve_insertion_order = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def _is_parquet(path: str) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in (".parquet", ".pq") or p.is_dir() or any(ch in path for ch in "*?[")
+
+
+def _attach_events(con: duckdb.DuckDBPyConnection, events) -> None:
+    """Expose the input as relation ``events``: a DataFrame, or parquet read directly by DuckDB."""
+    if isinstance(events, pd.DataFrame):
+        con.register("events", events)
+        return
+    path = os.fspath(events)
+    if _is_parquet(path):
+        if Path(path).is_dir():
+            path = str(Path(path) / "**" / "*.parquet")
+        literal = path.replace("'", "''")
+        con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet('{literal}')")
+        return
+    from churnlib.load import load_events
+
+    con.register("events", load_events(path).events)
+
+
+def _finish_types(df: pd.DataFrame) -> pd.DataFrame:
+    for f in FEATURE_DICTIONARY:
+        col = df[f.name]
+        if f.dtype == "int64":
+            df[f.name] = col.fillna(0).astype("int64")
+        elif f.dtype == "float64":
+            df[f.name] = col.astype("float64")
+        else:
+            df[f.name] = col.fillna("unknown").astype(str)
+    return df
+
+
+def _features_one(con: duckdb.DuckDBPyConnection, sql: str, as_of_ms: int) -> pd.DataFrame:
+    df = con.execute(sql, {"as_of": as_of_ms}).df()
+    df.insert(1, "as_of", pd.Series(pd.Timestamp(as_of_ms, unit="ms", tz="UTC"), index=df.index,
+                                    dtype="datetime64[ms, UTC]"))
+    df["userId"] = df["userId"].astype(str)
+    return _finish_types(df)
+
+
+def _as_of_list(as_of) -> list[int]:
+    items = [as_of] if isinstance(as_of, (str, int, np.integer, pd.Timestamp)) or not isinstance(
+        as_of, Iterable) else list(as_of)
+    if not items:
+        raise ValueError("at least one observation date (as_of) is needed")
+    return sorted({to_epoch_ms(a) for a in items})
+
+
+def user_features(events, as_of, *, memory_limit: str | None = None) -> pd.DataFrame:
+    """Features of every user with events before each observation date (no label).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame or path-like
+        Cleaned events (see :func:`churnlib.load.load_events`), or a parquet file, folder or glob
+        in the Sparkify schema, read directly by DuckDB (rows with an empty ``userId`` are ignored).
+        Other paths are read with :func:`churnlib.load.load_events`.
+    as_of : date-like or sequence of date-likes
+        Observation date(s); see :func:`churnlib.labels.to_epoch_ms`.
+    memory_limit : str, optional
+        DuckDB memory limit, e.g. ``"4GB"`` (DuckDB spills to disk beyond it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``userId`` (str), ``as_of`` (datetime64[ms, UTC]) and the columns of
+        :data:`FEATURE_DICTIONARY`; sorted by ``as_of`` then ``userId``.
+    """
+    dates = _as_of_list(as_of)
+    sql = feature_sql()
+    con = _connect(memory_limit)
+    try:
+        _attach_events(con, events)
+        parts = [_features_one(con, sql, t) for t in dates]
+    finally:
+        con.close()
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["as_of", "userId"], kind="mergesort").reset_index(drop=True)
+
+
+# Exactly the rows observation_labels needs, so that a 26M-row log never goes to pandas. Following
+# its definition: eligibility needs each user's latest event before as_of and any churn-page visit
+# before as_of; cancellation needs the churn-page visits; inactivity needs the gaps of at least d
+# between consecutive events from as_of up to the first event at or after as_of + h. Keeping the
+# first and last event of each d-wide bucket keeps every such gap and creates none.
+_LABEL_SQL = f"""
+WITH u AS (
+    SELECT CAST(userId AS VARCHAR) AS userId, CAST(ts AS BIGINT) AS ts, page
+    FROM events
+    WHERE userId IS NOT NULL AND CAST(userId AS VARCHAR) <> ''
+)
+SELECT userId, max(ts) AS ts, 'before' AS page FROM u WHERE ts < $as_of GROUP BY userId
+UNION ALL
+SELECT userId, ts, page FROM u WHERE page = '{CHURN_PAGE}'
+UNION ALL
+SELECT userId, min(ts) AS ts, 'in' AS page FROM u
+WHERE $inactive AND ts >= $as_of AND ts < $end GROUP BY userId, floor((ts - $as_of) / $d)
+UNION ALL
+SELECT userId, max(ts) AS ts, 'in' AS page FROM u
+WHERE $inactive AND ts >= $as_of AND ts < $end GROUP BY userId, floor((ts - $as_of) / $d)
+UNION ALL
+SELECT userId, min(ts) AS ts, 'after' AS page FROM u WHERE $inactive AND ts >= $end GROUP BY userId
+"""
+
+
+def _labels_one(con, as_of_ms: int, horizon_days: float, inactivity_days: float | None,
+                log_end: int | None) -> pd.DataFrame:
+    h = int(round(horizon_days * _MS_PER_DAY))
+    d = int(round(inactivity_days * _MS_PER_DAY)) if inactivity_days else _MS_PER_DAY
+    slim = con.execute(_LABEL_SQL, {"as_of": as_of_ms, "end": as_of_ms + h, "d": d,
+                                    "inactive": inactivity_days is not None}).df()
+    slim = slim.sort_values(["userId", "ts", "page"], kind="mergesort").reset_index(drop=True)
+    return observation_labels(slim, as_of_ms, horizon_days=horizon_days,
+                              inactivity_days=inactivity_days, log_end=log_end)
+
+
+def build_features(
+    events,
+    as_of,
+    horizon_days: float = 30,
+    inactivity_days: float | None = None,
+    *,
+    memory_limit: str | None = None,
+) -> pd.DataFrame:
+    """The training table: one row per (user, observation date) with label and features.
+
+    For each observation date ``as_of`` the rows are the users eligible for a label
+    (:func:`churnlib.labels.observation_labels`: active before ``as_of`` and not already churned),
+    with ``churned`` = churn within ``[as_of, as_of + horizon_days)`` and the features of
+    :data:`FEATURE_DICTIONARY`, computed only from events strictly before ``as_of`` without the
+    label pages.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame or path-like
+        Cleaned events, or parquet file/folder/glob (see :func:`user_features`).
+    as_of : date-like or sequence of date-likes
+        Observation date(s); several dates stack into one table.
+    horizon_days : float, default 30
+        Label window in days.
+    inactivity_days : float, optional
+        Silence that also counts as churn (see :func:`churnlib.labels.observation_labels`).
+    memory_limit : str, optional
+        DuckDB memory limit, e.g. ``"4GB"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``userId`` (str), ``as_of`` (datetime64[ms, UTC]), ``churned`` (int64 0/1), then the
+        features in dictionary order; sorted by ``as_of`` then ``userId``.
+
+    Raises
+    ------
+    churnlib.labels.LabelCensoredError
+        When the log does not cover ``as_of + horizon_days`` (choose an earlier date).
+    """
+    dates = _as_of_list(as_of)
+    sql = feature_sql()
+    con = _connect(memory_limit)
+    try:
+        _attach_events(con, events)
+        log_end = con.execute("SELECT max(CAST(ts AS BIGINT)) FROM events").fetchone()[0]
+        parts = []
+        for t in dates:
+            labels = _labels_one(con, t, horizon_days, inactivity_days, log_end)
+            feats = _features_one(con, sql, t)
+            rows = labels[["userId", "churned"]].merge(feats, on="userId", how="left", validate="1:1")
+            # A user whose only events before as_of are label pages has no feature events.
+            rows["as_of"] = pd.Series(pd.Timestamp(t, unit="ms", tz="UTC"), index=rows.index,
+                                      dtype="datetime64[ms, UTC]")
+            parts.append(_finish_types(rows))
+    finally:
+        con.close()
+    out = pd.concat(parts, ignore_index=True)
+    out = out[["userId", "as_of", "churned", *feature_columns()]]
+    out["churned"] = out["churned"].astype("int64")
+    return out.sort_values(["as_of", "userId"], kind="mergesort").reset_index(drop=True)
+
+
+def features_command(events_path: str | os.PathLike, as_of: Sequence[str], horizon_days: float,
+                     out: str | os.PathLike) -> pd.DataFrame:
+    """``python -m churnlib features``: load, build, write parquet atomically, return the table.
+
+    Parameters
+    ----------
+    events_path : path-like
+        Event log in any format :func:`churnlib.load.load_events` reads.
+    as_of : list of str
+        Observation dates.
+    horizon_days : float
+        Label window in days.
+    out : path-like
+        Parquet file to write (written to a temporary file beside it, then renamed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table written (see :func:`build_features`).
+    """
+    from churnlib.load import load_events
+
+    events = load_events(events_path).events
+    table = build_features(events, list(as_of), horizon_days=horizon_days)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return table
+
+
+# --- leakage ------------------------------------------------------------------------------------
+
+
+def leakage_report(
+    table: pd.DataFrame,
+    label_col: str = "churned",
+    exclude: Iterable[str] = ("userId", "as_of", "user_id"),
+    *,
+    auc_threshold: float = 0.80,
+    corr_threshold: float = 0.70,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Single-feature screening for label leakage.
+
+    Each feature on its own is scored against the label: ROC-AUC, reported as
+    ``max(auc, 1 - auc)`` (a feature that ranks the classes backwards is just as telling), and the
+    Pearson correlation. A feature is a suspect when its AUC is at least ``auc_threshold`` or its
+    ``|corr|`` at least ``corr_threshold``: no honest behavioural feature separates churners that
+    well on its own, so such a feature likely encodes the label or the future.
+
+    Numeric and boolean columns are used as they are (datetimes as epoch ms), rows with a missing
+    value left out. Categorical columns are target-encoded out of fold (5 folds: each row gets its
+    category's churn rate in the other folds, the overall rate for unseen categories), so a
+    category that determines the label stands out while an id-like column does not.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Any feature table: :func:`build_features` output or a snapshot table.
+    label_col : str, default "churned"
+        Binary label column (0/1, bool, or two distinct values; the larger one is the positive).
+    exclude : iterable of str
+        Columns that are not features (ids, dates); absent names are ignored.
+    auc_threshold, corr_threshold : float
+        Suspect thresholds.
+    seed : int
+        Seed of the out-of-fold split for categorical columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature: ``feature``, ``kind`` (numeric/categorical), ``n`` (rows used),
+        ``auc``, ``corr``, ``suspect`` (bool), ``reason`` (empty unless suspect); suspects first,
+        then by decreasing AUC, then by name.
+    """
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import KFold
+
+    if label_col not in table.columns:
+        raise KeyError(f"leakage_report: no label column {label_col!r}")
+    y_raw = table[label_col]
+    values = pd.unique(y_raw.dropna())
+    if len(values) != 2:
+        raise ValueError(f"leakage_report: label {label_col!r} must have two values, has {len(values)}")
+    positive = max(values.tolist())
+    y_all = (y_raw == positive).astype(float).where(y_raw.notna())
+
+    skip = set(exclude) | {label_col}
+    rows = []
+    for col in [c for c in table.columns if c not in skip]:
+        s = table[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            kind, x = "numeric", s.astype("float64")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            kind, x = "numeric", s.astype("int64").astype("float64").where(s.notna())
+        else:
+            kind, x = "categorical", _oof_target_encode(s, y_all, KFold(5, shuffle=True,
+                                                                         random_state=seed))
+        ok = x.notna() & y_all.notna()
+        xv, yv = x[ok].to_numpy(float), y_all[ok].to_numpy(float)
+        auc = corr = np.nan
+        if len(np.unique(yv)) == 2 and len(np.unique(xv)) > 1:
+            a = roc_auc_score(yv, xv)
+            auc = max(a, 1 - a)
+            corr = float(np.corrcoef(xv, yv)[0, 1])
+        elif len(np.unique(yv)) == 2:
+            auc = 0.5  # constant feature: no information
+        reasons = []
+        if auc >= auc_threshold:
+            reasons.append(f"AUC {auc:.3f} >= {auc_threshold:.2f}")
+        if abs(corr) >= corr_threshold:
+            reasons.append(f"|corr| {abs(corr):.3f} >= {corr_threshold:.2f}")
+        rows.append({"feature": col, "kind": kind, "n": int(ok.sum()), "auc": auc, "corr": corr,
+                     "suspect": bool(reasons), "reason": "; ".join(reasons)})
+    report = pd.DataFrame(rows, columns=["feature", "kind", "n", "auc", "corr", "suspect", "reason"])
+    report = report.sort_values(["suspect", "auc", "feature"], ascending=[False, False, True],
+                                kind="mergesort", na_position="last")
+    return report.reset_index(drop=True)
+
+
+def _oof_target_encode(s: pd.Series, y: pd.Series, folds) -> pd.Series:
+    """Each row's category churn rate computed on the other folds (unseen: the overall rate)."""
+    cat = s.astype("string").fillna("<missing>").to_numpy(dtype=object)
+    yv = y.to_numpy(float)
+    out = np.full(len(s), np.nan)
+    idx = np.arange(len(s))
+    for train, test in folds.split(idx):
+        tr = pd.DataFrame({"c": cat[train], "y": yv[train]}).dropna()
+        rates = tr.groupby("c")["y"].mean()
+        prior = tr["y"].mean()
+        out[test] = pd.Series(cat[test]).map(rates).fillna(prior).to_numpy(float)
+    return pd.Series(out, index=s.index)
