@@ -399,6 +399,7 @@ def _line_from(exc: BaseException) -> int | None:
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar=false")  # no progress bars in notebooks or logs
     return con
 
 
@@ -450,10 +451,10 @@ def _stage_ndjson(con, idx: int, path: Path) -> None:
             FROM raw ASOF LEFT JOIN (SELECT adj, max(n) AS n FROM rejadj GROUP BY adj) a
               ON raw.ord0 > a.adj""")
     paths = ", ".join(_q(f"$.{c}") for c in EVENT_COLUMNS)
-    kinds = ", ".join(f"json_type(v[{i}]) AS k_{c}" for i, c in enumerate(EVENT_COLUMNS, start=1))
+    # Two parses per line (types, then values as text) instead of one per field.
     vals = ", ".join(
-        f"k_{c}, v[{i}]->>'$' AS s_{c}, "
-        f"CASE WHEN k_{c} IN {_NUM_TYPES} THEN TRY_CAST(v[{i}]->>'$' AS DOUBLE) END AS n_{c}"
+        f"kt[{i}] AS k_{c}, vs[{i}] AS s_{c}, "
+        f"CASE WHEN kt[{i}] IN {_NUM_TYPES} THEN TRY_CAST(vs[{i}] AS DOUBLE) END AS n_{c}"
         for i, c in enumerate(EVENT_COLUMNS, start=1))
     ws = "' \t\r'"
     sql = f"""
@@ -464,9 +465,10 @@ def _stage_ndjson(con, idx: int, path: Path) -> None:
                  WHEN NOT json_valid(line) OR left(ltrim(line, {ws}), 1) <> '{{' THEN 'unparseable line'
             END AS problem
         FROM raw),
-    e AS (SELECT ord, line, problem,
-                 CASE WHEN problem IS NULL THEN json_extract(line, [{paths}]) END AS v FROM p),
-    k AS (SELECT ord, line, problem, v, {kinds} FROM e)
+    k AS (SELECT ord, line, problem,
+                 CASE WHEN problem IS NULL THEN json_type(line, [{paths}]) END AS kt,
+                 CASE WHEN problem IS NULL THEN json_extract_string(line, [{paths}]) END AS vs
+          FROM p)
     SELECT {idx}, ord, left(line, {_EXCERPT}), problem, {vals} FROM k
     """
     try:
@@ -481,7 +483,7 @@ def _stage_ndjson(con, idx: int, path: Path) -> None:
         raise DataValidationError(f"cannot parse file: {_short(exc)}", file=path) from None
 
 
-def _stage_parquet(con, idx: int, path: Path) -> None:
+def _stage_parquet(con, idx: int, path: Path) -> int:
     """Stage one parquet file: typed columns mapped onto the (kind, text, number) triples."""
     try:
         schema = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
@@ -518,8 +520,11 @@ def _stage_parquet(con, idx: int, path: Path) -> None:
         exprs.append(f"CASE WHEN {col} IS NULL THEN 'NULL' ELSE {kind} END AS k_{c}, "
                      f"{text} AS s_{c}, {num} AS n_{c}")
     try:
-        con.execute(f"INSERT INTO stg SELECT {idx}, file_row_number + 1, NULL, NULL, "
-                    f"{', '.join(exprs)} FROM read_parquet(?, file_row_number=true)", [str(path)])
+        # A view, not a copy: parquet is already typed, so the cleaning query reads it directly.
+        con.execute(f"CREATE TEMP VIEW pq_{idx} AS SELECT {idx} AS file_idx, file_row_number + 1 "
+                    f"AS ord, NULL::VARCHAR AS excerpt, NULL::VARCHAR AS problem, {', '.join(exprs)} "
+                    f"FROM read_parquet({_q(str(path))}, file_row_number=true)")
+        return int(con.execute(f"SELECT count(*) FROM read_parquet({_q(str(path))})").fetchone()[0])
     except duckdb.Error as exc:
         raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
 
@@ -564,13 +569,8 @@ def _clean_sql() -> str:
     flags = ",\n".join(f"({cond}) IS TRUE AS r{i}" for i, (_, _, cond) in enumerate(rules))
     return f"""
     CREATE OR REPLACE TEMP TABLE cl AS
-    WITH mix AS (
-        SELECT file_idx,
-               count(*) FILTER (WHERE k_userId IN {nums}) > 0
-               AND count(*) FILTER (WHERE k_userId = 'VARCHAR' AND trim(s_userId) <> '') > 0 AS uid_mixed
-        FROM stg GROUP BY file_idx),
-    a AS (
-        SELECT stg.*, mix.uid_mixed,
+    WITH a AS (
+        SELECT stg_all.*, mix.uid_mixed,
             CASE WHEN k_ts = 'VARCHAR' THEN epoch_ms(TRY_CAST(s_ts AS TIMESTAMPTZ)) END AS ts_iso,
             CASE WHEN k_ts = 'VARCHAR' THEN TRY_CAST(s_ts AS DOUBLE) END AS ts_numstr,
             CASE WHEN k_userId = 'VARCHAR' THEN s_userId
@@ -597,7 +597,7 @@ def _clean_sql() -> str:
                       THEN CAST(epoch_ms(TRY_CAST(s_registration AS TIMESTAMPTZ)) AS DOUBLE)
             END AS reg_raw,
             {text_exprs}
-        FROM stg JOIN mix USING (file_idx)),
+        FROM stg_all JOIN mix USING (file_idx)),
     b AS (
         SELECT a.*,
             CASE WHEN k_ts IN {nums} OR k_ts = 'TIMESTAMP' THEN n_ts
@@ -693,18 +693,26 @@ def load_events(path: str | Path, *, strict: bool = False) -> EventLog:
     con = _connect()
     try:
         con.execute(f"CREATE TEMP TABLE stg ({_stage_columns()})")
+        parts = ["SELECT * FROM stg"]
         for idx, f in enumerate(files):
-            before = con.execute("SELECT count(*) FROM stg").fetchone()[0]
             if _suffix_kind(f) == "parquet":
-                _stage_parquet(con, idx, f)
+                n = _stage_parquet(con, idx, f)
+                parts.append(f"SELECT * FROM pq_{idx}")
+                empty = n == 0
             else:
                 _stage_ndjson(con, idx, f)
                 _check_required_ndjson(con, idx, f)
-            n = con.execute("SELECT count(*) FROM stg").fetchone()[0] - before
-            if n == 0 or _only_blank(con, idx):
+                empty = _only_blank(con, idx)
+            if empty:
                 if len(files) == 1:
                     raise DataValidationError("file is empty: no rows to load", file=f)
                 notes.append(f"empty file (no rows): {f.relative_to(path).as_posix()}")
+        con.execute(f"CREATE TEMP VIEW stg_all AS {' UNION ALL '.join(parts)}")
+        con.execute(f"""CREATE TEMP TABLE mix AS SELECT file_idx,
+            count(*) FILTER (WHERE k_userId IN {_NUM_TYPES}) AS n_num,
+            count(*) FILTER (WHERE k_userId = 'VARCHAR' AND trim(s_userId) <> '') AS n_str,
+            n_num > 0 AND n_str > 0 AS uid_mixed
+            FROM stg_all GROUP BY file_idx""")
         return _finish_events(con, path, files, notes, strict)
     except DataValidationError:
         raise
@@ -742,11 +750,15 @@ def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict:
     con.execute(_clean_sql())
     # Exact duplicates: identical cleaned values in every column; the first (file, line) is kept.
     cols = ", ".join(_ident(c) for c in EVENT_COLUMNS)
+    # A 64-bit hash finds candidate groups cheaply; exact comparison only within them.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE dup AS
+        WITH h AS (SELECT file_idx, ord, hash({cols}) AS h FROM cl WHERE drop_reason IS NULL),
+        cand AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
+        rows AS (SELECT cl.* FROM cl JOIN h USING (file_idx, ord) SEMI JOIN cand USING (h))
         SELECT file_idx, ord FROM (
             SELECT file_idx, ord, row_number() OVER (PARTITION BY {cols} ORDER BY file_idx, ord) AS rn
-            FROM cl WHERE drop_reason IS NULL) WHERE rn > 1""")
+            FROM rows) WHERE rn > 1""")
     con.execute("""UPDATE cl SET drop_reason = 'exact duplicate row'
                    FROM dup WHERE cl.file_idx = dup.file_idx AND cl.ord = dup.ord""")
 
@@ -760,11 +772,7 @@ def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict:
     sums = ", ".join(f"count(*) FILTER (WHERE r{i})" for i in range(len(rules)))
     counts = con.execute(f"SELECT {sums} FROM cl WHERE drop_reason IS NULL").fetchone()
     repaired = {rules[i][0]: int(n) for i, n in enumerate(counts) if n}
-    numeric_ids = con.execute(
-        "SELECT count(*) FROM stg JOIN (SELECT file_idx FROM stg GROUP BY file_idx HAVING "
-        f"bool_and(k_userId IN {_NUM_TYPES} OR k_userId IS NULL OR k_userId = 'NULL' "
-        "OR problem IS NOT NULL)) USING (file_idx) "
-        f"WHERE k_userId IN {_NUM_TYPES}").fetchone()[0]
+    numeric_ids = con.execute("SELECT coalesce(sum(n_num), 0) FROM mix WHERE n_str = 0").fetchone()[0]
     if numeric_ids:
         notes.append(f"{numeric_ids} numeric userId value(s) in file(s) with only numeric ids "
                      "cast to string")
@@ -776,13 +784,16 @@ def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict:
     page_counts_read.index = pd.Index(page_counts_read.index, dtype=str, name="page")
 
     # itemInSession repair: position within (userId, sessionId) by time, then line.
+    derive = "itemInSession derived from order in session" in repaired
     out_cols = ", ".join(
         "coalesce(itemInSession, row_number() OVER (PARTITION BY userId, sessionId "
-        "ORDER BY ts, file_idx, ord) - 1) AS itemInSession" if c == "itemInSession" else _ident(c)
-        for c in EVENT_COLUMNS)
-    events = con.execute(
-        f"SELECT {out_cols} FROM cl WHERE drop_reason IS NULL "
-        f"ORDER BY ts, userId, sessionId, itemInSession, file_idx, ord").df()
+        "ORDER BY ts, file_idx, ord) - 1) AS itemInSession" if c == "itemInSession" and derive
+        else _ident(c) for c in EVENT_COLUMNS)
+    # Through Arrow: much faster than .df() for the string columns.
+    events = con.sql(
+        f"SELECT * FROM (SELECT {out_cols}, file_idx, ord FROM cl WHERE drop_reason IS NULL) "
+        f"ORDER BY ts, userId, sessionId, itemInSession, file_idx, ord").to_arrow_table()
+    events = events.select(list(EVENT_COLUMNS)).to_pandas(types_mapper=_arrow_types)
     rows_kept = len(events)
     quality = DataQuality(source=str(path), kind="events", rows_read=int(rows_read),
                           rows_kept=rows_kept, dropped={k: int(v) for k, v in dropped.items()},
@@ -817,6 +828,15 @@ def _raise_first_defect(con, files: list[Path], rules) -> None:
     raise DataValidationError(f"{what} (strict mode){tail}", file=f, line=int(ord_), column=column)
 
 
+def _arrow_types(t):
+    import pyarrow as pa
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()  # keeps nulls as <NA>; non-null columns are cast to int64 below
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pd.StringDtype(storage="pyarrow", na_value=float("nan"))
+    return None
+
+
 def _event_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.RangeIndex(len(df)))
     for c in EVENT_COLUMNS:
@@ -828,8 +848,7 @@ def _event_dtypes(df: pd.DataFrame) -> pd.DataFrame:
         elif c == "length":
             out[c] = s.astype("float64")
         else:
-            out[c] = s.astype(object).where(s.notna(), None).astype("str") if c in ("userId", "page") \
-                else s.astype("str")
+            out[c] = s.astype("str")
     return out
 
 
