@@ -197,8 +197,9 @@ def test_detect_kind(tmp_path: Path):
     csv = tmp_path / "s.csv.gz"
     csv.write_bytes(gzip.compress(b"user_id,is_churned\n1,0\n"))
     assert detect_kind(csv) == "snapshot"
+    (tmp_path / "x.xlsx").write_text("x")
     with pytest.raises(DataValidationError, match="unsupported"):
-        detect_kind(tmp_path / "x.xlsx") if (tmp_path / "x.xlsx").write_text("x") else None
+        detect_kind(tmp_path / "x.xlsx")
     with pytest.raises(DataValidationError, match="no such file"):
         detect_kind(tmp_path / "missing.csv")
 
