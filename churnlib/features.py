@@ -39,6 +39,9 @@ __all__ = [
     "feature_sql",
     "features_command",
     "leakage_report",
+    "MAIN_FEATURES",
+    "observation_dates",
+    "plot_leakage",
     "user_features",
 ]
 
@@ -234,6 +237,14 @@ def feature_sql() -> str:
     return resources.files("churnlib").joinpath("sql/features.sql").read_text(encoding="utf-8")
 
 
+#: Features the report shows churned vs retained: the named signals plus recency and dislikes.
+MAIN_FEATURES: tuple[str, ...] = (
+    "days_since_last_login", "login_frequency_30d", "freq_of_use_trend_14d",
+    "listening_time_trend_7d", "skip_rate_increase_7d", "thumbs_down_per_song",
+    "roll_advert_per_song", "customer_support_contact_30d", "app_crash_count_30d",
+)
+
+
 # --- engine -------------------------------------------------------------------------------------
 
 EventSource = "pd.DataFrame | str | os.PathLike"
@@ -365,6 +376,55 @@ def _labels_one(con, as_of_ms: int, horizon_days: float, inactivity_days: float 
     slim = slim.sort_values(["userId", "ts", "page"], kind="mergesort").reset_index(drop=True)
     return observation_labels(slim, as_of_ms, horizon_days=horizon_days,
                               inactivity_days=inactivity_days, log_end=log_end)
+
+
+def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
+                      start_fraction: float = 0.5) -> list[str]:
+    """Default observation dates: every ``every_days`` days over the later part of the log.
+
+    Dates are UTC midnights from the first midnight after ``start_fraction`` of the log's span
+    (so that the earlier part provides feature history) to the last one whose label window
+    ``[as_of, as_of + horizon_days)`` still fits in the log.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame or path-like
+        As for :func:`user_features`.
+    horizon_days : float, default 30
+        Label window in days.
+    every_days : int, default 7
+        Spacing of the dates in days.
+    start_fraction : float, default 0.5
+        Where in the log's span the first date may fall.
+
+    Returns
+    -------
+    list of str
+        ISO dates (``"2018-11-07"``), ascending.
+
+    Raises
+    ------
+    ValueError
+        When the log is too short for a single date.
+    """
+    con = _connect()
+    try:
+        _attach_events(con, events)
+        first, last = con.execute(
+            "SELECT min(CAST(ts AS BIGINT)), max(CAST(ts AS BIGINT)) FROM events").fetchone()
+    finally:
+        con.close()
+    if first is None:
+        raise ValueError("observation_dates: the event log is empty")
+    start = pd.Timestamp(first + start_fraction * (last - first), unit="ms", tz="UTC").ceil("D")
+    latest = pd.Timestamp(last - horizon_days * _MS_PER_DAY, unit="ms", tz="UTC")
+    dates = pd.date_range(start, latest, freq=f"{every_days}D") if start <= latest else []
+    if not len(dates):
+        raise ValueError(
+            f"observation_dates: the log ({pd.Timestamp(first, unit='ms'):%Y-%m-%d} to "
+            f"{pd.Timestamp(last, unit='ms'):%Y-%m-%d}) is too short for a {horizon_days}-day "
+            f"label window after {start_fraction:.0%} of its span")
+    return [d.strftime("%Y-%m-%d") for d in dates]
 
 
 def build_features(
@@ -569,3 +629,47 @@ def _oof_target_encode(s: pd.Series, y: pd.Series, folds) -> pd.Series:
         prior = tr["y"].mean()
         out[test] = pd.Series(cat[test]).map(rates).fillna(prior).to_numpy(float)
     return pd.Series(out, index=s.index)
+
+
+def plot_leakage(report: pd.DataFrame, top: int = 20, auc_threshold: float = 0.80):
+    """Bar chart of the strongest single-feature AUCs, with the suspect threshold.
+
+    Parameters
+    ----------
+    report : pandas.DataFrame
+        Output of :func:`leakage_report`.
+    top : int, default 20
+        Number of features shown (highest AUC first).
+    auc_threshold : float, default 0.80
+        Where the suspect line is drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Titled with the finding (suspects found or the best honest AUC).
+    """
+    import matplotlib.pyplot as plt
+
+    from churnlib.plotting import CLASS_PALETTE
+
+    shown = report.dropna(subset=["auc"]).sort_values("auc", ascending=False, kind="mergesort")
+    shown = shown.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(shown) + 1.4))
+    colors = [CLASS_PALETTE["churned"] if s else CLASS_PALETTE["retained"] for s in shown["suspect"]]
+    ax.barh(shown["feature"], shown["auc"], color=colors)
+    ax.axvline(auc_threshold, color="grey", ls="--", lw=1)
+    ax.set_xlim(0.5, 1.0)
+    ax.set_xlabel("single-feature ROC-AUC, max(auc, 1 - auc)")
+    n_suspects = int(report["suspect"].sum())
+    if n_suspects:
+        worst = report.loc[report["suspect"]].iloc[0]
+        title = (f"{n_suspects} leakage suspect{'s' if n_suspects > 1 else ''}: "
+                 f"{worst['feature']} alone scores AUC {worst['auc']:.2f}")
+    elif len(shown):
+        best = shown.iloc[-1]
+        title = (f"No leakage suspects: the strongest single feature, {best['feature']}, "
+                 f"scores AUC {best['auc']:.2f}")
+    else:
+        title = "No feature could be scored against the label"
+    ax.set_title(title)
+    return fig

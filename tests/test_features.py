@@ -335,3 +335,21 @@ def test_real_sample_featurises_and_matches_hand_computed_values(event_sample):
         assert row["skips_total"] == skips
         assert row["level_paid"] == int(u["level"].iloc[-1] == "paid")
         assert row["state"] == u["location"].iloc[-1].split(", ")[1][:2]
+
+
+# -- defaults for the notebook -------------------------------------------------------------------
+
+def test_observation_dates_fit_the_label_window(sim_events):
+    dates = F.observation_dates(sim_events, horizon_days=7)
+    first, last = sim_events["ts"].min(), sim_events["ts"].max()
+    ms = [to_epoch_ms(d) for d in dates]
+    assert ms == sorted(ms) and len(ms) >= 2
+    assert all(b - a == 7 * DAY for a, b in zip(ms, ms[1:]))
+    assert ms[0] >= first + (last - first) / 2 and ms[-1] + 7 * DAY <= last
+    F.build_features(sim_events, dates, horizon_days=7)  # every default date can be labelled
+    with pytest.raises(ValueError, match="too short"):
+        F.observation_dates(sim_events, horizon_days=25)
+
+
+def test_main_features_are_documented():
+    assert set(F.MAIN_FEATURES) <= set(F.feature_columns())
