@@ -400,10 +400,13 @@ def _line_from(exc: BaseException) -> int | None:
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
-    # Progress bars off from the start: no bars in notebooks or logs. (A later `SET enable_progress_bar`
-    # fails inside Jupyter when ipywidgets is absent, so it must be given at connect time.)
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    try:
+        con.execute("SET enable_progress_bar=false")  # no progress bars in logs
+    except duckdb.Error:
+        # Inside Jupyter without ipywidgets DuckDB refuses to touch this setting (it renders no bar there).
+        pass
     return con
 
 

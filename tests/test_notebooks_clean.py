@@ -40,3 +40,18 @@ def test_pipeline_notebook_is_parameterised(path: Path):
     assert len(tagged) == 1, f"{path.name}: expected exactly one cell tagged 'parameters'"
     assert "output_dir" in tagged[0].source, f"{path.name}: the parameters cell must declare output_dir"
     assert nb.metadata.get("kernelspec", {}).get("name") == "churnlib"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2].isdigit()], ids=lambda p: p.name)
+def test_papermill_sees_every_parameter(path: Path):
+    # papermill silently skips lines it cannot parse (e.g. a comment containing "="), and then never
+    # injects that parameter: every assignment in the cell must be visible to it.
+    import ast
+
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert assigned == set(papermill.inspect_notebook(str(path)))
