@@ -413,15 +413,23 @@ def _honest_features(fev: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     d14 = 14 * _MS_PER_DAY
     recent = _window_features(ev, as_of_ms - d14, as_of_ms, "last14")
     before = _window_features(ev, as_of_ms - 2 * d14, as_of_ms - d14, "prev14")
+    last7 = _window_features(ev, as_of_ms - d14 // 2, as_of_ms, "last7")[["events_last7",
+                                                                         "sessions_last7"]]
+    whole = _window_features(ev, int(ev["ts"].min()) if len(ev) else 0, as_of_ms, "all")
     g = ev.groupby("userId")
     base = pd.DataFrame({
         "days_since_last": (as_of_ms - g["ts"].max()) / _MS_PER_DAY,
         "paid_now": g["level"].last().astype(str).eq("paid").astype(int),
     })
-    x = base.join(recent, how="left").join(before, how="left").fillna(0.0)
+    x = (base.join(recent, how="left").join(before, how="left").join(last7, how="left")
+         .join(whole, how="left").fillna(0.0))
     songs = x["songs_last14"] + 1.0
+    songs_all = x["songs_all"] + 1.0
     for short in ("tdown", "tup", "advert", "help", "error", "downgrade"):
         x[f"{short}_per_song_last14"] = x[f"{short}_last14"] / songs
+        # the whole history estimates a user's stable level (less count noise than 14 days)
+        x[f"{short}_per_song_all"] = x[f"{short}_all"] / songs_all
+    x["songs_per_session_last14"] = x["songs_last14"] / x["sessions_last14"].clip(lower=1)
     x["songs_trend"] = np.log1p(x["songs_last14"]) - np.log1p(x["songs_prev14"])
     x["sessions_trend"] = x["sessions_last14"] - x["sessions_prev14"]
     return x
@@ -434,7 +442,7 @@ def learnability(events: pd.DataFrame, as_of: object, horizon_days: float = 14, 
     Features come only from :func:`churnlib.labels.feature_events` (events before ``as_of``,
     label pages removed): per-user counts over the last 14 days and the 14 before, per-song rates
     (thumbs, adverts, help, errors, downgrade visits), trends, days since the last event and the
-    current level. Labels are :func:`churnlib.labels.observation_labels` (cancellation within
+    current level, plus whole-history per-song rates. Labels are :func:`churnlib.labels.observation_labels` (cancellation within
     ``horizon_days`` of ``as_of``).
 
     Parameters

@@ -75,13 +75,13 @@ class SimulatorConfig:
     # --- activity (sessions) -------------------------------------------------------------------
     #: median sessions per day of a paid user; mini log: median 13 sessions in ~60 days for users
     #: who were paid at some point, 10 over all users.
-    session_rate_median: float = 0.28
+    session_rate_median: float = 0.31
     #: log-sd of the per-user session rate; gives the real spread of session_count (IQR 6-18).
-    session_rate_sigma: float = 0.80
+    session_rate_sigma: float = 0.70
     #: free users come back less often (mini log: never-paid users median 5 sessions).
     free_rate_mult: float = 0.60
     #: median songs per session of a paid user (mini log: paid median avg_songs_session 77).
-    songs_per_session_median: float = 88.0
+    songs_per_session_median: float = 93.0
     #: log-sd of the per-user session length (avg_songs_session IQR 36-92 overall).
     songs_per_session_sigma: float = 0.35
     #: free sessions are shorter (mini log: never-paid median avg_songs_session 27.5).
@@ -96,7 +96,7 @@ class SimulatorConfig:
     # --- level, registration ----------------------------------------------------------------------
     #: share of users already paid at the start (mini log: 34/225 paid users never submitted an
     #: upgrade, plus some who downgraded and re-upgraded).
-    p_paid_start: float = 0.17
+    p_paid_start: float = 0.20
     #: share of users who register during the window (mini log: 18 Register rows for 225 users).
     p_new_user: float = 0.04
     #: Upgrade page visits per song while free (mini log: 499 Upgrade visits).
@@ -127,7 +127,7 @@ class SimulatorConfig:
     about: float = 0.0022
     error: float = 0.0011
     #: adverts per song for a free user (mini log: never-paid median advert_rate 1.3/h = 0.09/song)
-    advert_free: float = 0.115
+    advert_free: float = 0.125
     #: paid users almost never see adverts.
     advert_paid: float = 0.001
     #: mid-session Logout per song (each followed by logged-out Home and Login rows).
@@ -149,7 +149,7 @@ class SimulatorConfig:
     #: are mostly count noise, so these are small).
     thumbs_sigma: float = 0.12
     social_sigma: float = 0.30
-    help_sigma: float = 0.25
+    help_sigma: float = 0.10
     ad_sigma: float = 0.20
     #: ad tolerance ~ Beta(a, b): how little adverts hurt satisfaction.
     ad_tolerance_a: float = 2.0
@@ -162,44 +162,49 @@ class SimulatorConfig:
 
     # --- satisfaction ----------------------------------------------------------------------------
     #: initial satisfaction ~ N(0, sat0_sigma).
-    sat0_sigma: float = 0.8
+    sat0_sigma: float = 1.0
     #: AR(1) persistence of satisfaction from session to session.
-    sat_rho: float = 0.85
+    sat_rho: float = 0.9
     #: session-to-session noise of satisfaction.
     sat_noise: float = 0.25
     #: weight of bad experiences per song (thumbs down, intolerated adverts, errors x3, skips/2).
     sat_bad_weight: float = 12.0
+    #: weights of one advert (times 1 - ad tolerance) and one error in the bad-experience count
+    #: (a thumbs down counts 1, a skipped song 0.5).
+    sat_advert_weight: float = 1.0
+    sat_error_weight: float = 3.0
     #: bad-experience rate per song regarded as neutral.
     sat_bad_ref: float = 0.04
     #: how satisfaction scales behaviour: exp(+k s) on session rate/length, exp(-k s) on thumbs
     #: down, help and downgrade visits.
-    sat_rate_k: float = 0.25
+    sat_rate_k: float = 0.4
     sat_len_k: float = 0.10
-    sat_thumbs_down_k: float = 0.30
-    sat_help_k: float = 0.30
+    sat_thumbs_down_k: float = 0.6
+    sat_help_k: float = 0.5
     sat_downgrade_k: float = 0.40
 
     # --- churn -----------------------------------------------------------------------------------
     #: daily hazard of deciding to leave at satisfaction 0 (gives ~23% churn in 60 days, mini log
     #: 52/225).
-    hazard_base: float = 0.007
+    hazard_base: float = 0.0036
     #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s).
-    hazard_sat_k: float = 0.9
+    hazard_sat_k: float = 3.0
     #: log-sd of a per-user hazard multiplier (unobserved reasons to leave).
     hazard_sigma: float = 0.5
     #: daily hazard of leaving for no visible reason (independent of satisfaction).
-    hazard_silent: float = 0.002
-    #: sessions between deciding to leave and cancelling: 1 + Poisson(mean).
-    leaving_sessions_mean: float = 2.0
+    hazard_silent: float = 0.0007
+    #: days between deciding to leave and cancelling ~ Exponential(mean); the user comes back to
+    #: cancel at the end of that time even if they would not otherwise have had a session.
+    leaving_days_mean: float = 25.0
     #: share of leavers who show no decline at all before cancelling.
-    leaving_silent_prob: float = 0.30
+    leaving_silent_prob: float = 0.15
     #: disengagement while leaving: session-rate, session-length, thumbs-down, help and
     #: downgrade-page multipliers.
-    leaving_rate_mult: float = 0.6
-    leaving_len_mult: float = 0.6
-    leaving_thumbs_down_mult: float = 1.8
-    leaving_help_mult: float = 1.8
-    leaving_downgrade_mult: float = 2.5
+    leaving_rate_mult: float = 0.25
+    leaving_len_mult: float = 0.5
+    leaving_thumbs_down_mult: float = 2.5
+    leaving_help_mult: float = 2.0
+    leaving_downgrade_mult: float = 3.0
 
     # --- catalogue -------------------------------------------------------------------------------
     n_songs: int = 40_000
@@ -223,8 +228,8 @@ _P = {name: i for i, name in enumerate(_FIELDS)}
  P_FRIEND, P_HOME, P_SETTINGS, P_SAVE, P_HELP, P_ABOUT, P_ERROR, P_AD_FREE, P_AD_PAID, P_LOGOUT_MID,
  P_LOGOUT_END, P_LO_PREFIX, P_SESSION_HOME, P_SKIP, P_GAP, P_THUMBS_SIG, P_SOCIAL_SIG, P_HELP_SIG,
  P_AD_SIG, P_ADTOL_A, P_ADTOL_B, P_BREADTH_A, P_BREADTH_B, P_OFFTASTE_TD, P_SAT0, P_SAT_RHO,
- P_SAT_NOISE, P_SAT_BAD_W, P_SAT_BAD_REF, P_SAT_RATE_K, P_SAT_LEN_K, P_SAT_TD_K, P_SAT_HELP_K,
- P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_SESS, P_LEAVE_SILENT,
+ P_SAT_NOISE, P_SAT_BAD_W, P_SAT_AD_W, P_SAT_ERR_W, P_SAT_BAD_REF, P_SAT_RATE_K, P_SAT_LEN_K, P_SAT_TD_K, P_SAT_HELP_K,
+ P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_DAYS, P_LEAVE_SILENT,
  P_LEAVE_RATE, P_LEAVE_LEN, P_LEAVE_TD, P_LEAVE_HELP, P_LEAVE_DG, P_N_SONGS, P_N_ARTISTS,
  P_POP_EXP, P_LEN_MED_S, P_LEN_SIG_S) = range(len(_FIELDS))
 
@@ -434,13 +439,14 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                 - np.random.randint(0, _MS_PER_DAY)
         u_reg[u] = reg
         leaving = False
-        leaving_left = 0
+        cancel_at = end_ms
+        forced = False  # the next session is the cancellation visit (no thinning)
         leaving_visible = True
         churned = False
         first = True
         last_t = t
         while t < end_ms and not churned:
-            if not first:
+            if not first and not forced:
                 # thinning: accept the candidate start with the arrival weight (candidates come
                 # at rate / w_mean, so the accepted rate averages `rate`)
                 if np.random.random() > _arrival_weight(t, p[P_NIGHT], p[P_WEEKEND]):
@@ -455,9 +461,9 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                 h = p[P_HAZ_BASE] * haz_m * np.exp(-p[P_HAZ_SAT_K] * sat) + p[P_HAZ_SILENT]
                 if np.random.random() < 1.0 - np.exp(-h * gap_days):
                     leaving = True
-                    leaving_left = np.random.poisson(p[P_LEAVE_SESS])
+                    cancel_at = t + int(np.random.exponential(p[P_LEAVE_DAYS]) * _MS_PER_DAY)
                     leaving_visible = np.random.random() >= p[P_LEAVE_SILENT]
-            last_session = leaving and leaving_left == 0
+            last_session = leaving and t >= cancel_at - _MS_PER_DAY // 2
             # capacity: a session rarely exceeds 40x its mean length; restart user if short
             if n + 4000 + int(40.0 * song_mean) >= cap:
                 return n_user_start, sid_user_start, u
@@ -560,9 +566,9 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                     if pg == PG_TDOWN:
                         bad += 1.0
                     elif pg == PG_ADVERT:
-                        bad += 0.5 * (1.0 - ad_tol)
+                        bad += p[P_SAT_AD_W] * (1.0 - ad_tol)
                     elif pg == PG_ERROR:
-                        bad += 3.0
+                        bad += p[P_SAT_ERR_W]
                     elif pg == PG_SETTINGS and np.random.random() < p[P_SAVE]:
                         o_ts[n] = t; o_user[n] = u; o_sess[n] = sid; o_page[n] = PG_SAVE
                         o_auth[n] = AU_IN; o_level[n] = level; o_item[n] = item
@@ -628,8 +634,6 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                 n += 1; item += 1
             sid += 1
             first = False
-            if leaving:
-                leaving_left -= 1
             # --- satisfaction update (AR(1) driven by this session's bad experiences) ----------
             bad_rate = bad / (songs + 5.0)
             sat = p[P_SAT_RHO] * sat + (1.0 - p[P_SAT_RHO]) * p[P_SAT_BAD_W] * (p[P_SAT_BAD_REF] - bad_rate) \
@@ -641,6 +645,10 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
             if leaving and leaving_visible:
                 r *= p[P_LEAVE_RATE]
             t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * _MS_PER_DAY) + 60_000
+            forced = False
+            if leaving and t >= cancel_at:
+                t = max(cancel_at, last_t + 60_000)
+                forced = True
     return n, sid, n_users
 
 
