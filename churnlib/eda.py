@@ -69,10 +69,14 @@ def page_mix(events: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"events": counts, "share": counts / counts.sum()}).rename_axis("page")
 
 
-def daily_activity(events: pd.DataFrame) -> pd.DataFrame:
-    """Per UTC day: events, songs played and active users (DuckDB, one pass)."""
-    return duckdb.sql(
-        f"""
+def daily_activity(events: pd.DataFrame, complete_days_only: bool = True) -> pd.DataFrame:
+    """Per UTC day: events, songs played and active users (DuckDB, one pass).
+
+    With ``complete_days_only``, a first or last day that the log covers for less than 23 hours is
+    left out: a log that ends at 00:40 would otherwise show a collapse that is only the cut-off.
+    """
+    daily = duckdb.sql(
+        """
         SELECT CAST(to_timestamp(ts / 1000) AS DATE) AS day,
                count(*) AS events,
                count(*) FILTER (WHERE page = 'NextSong') AS songs,
@@ -80,6 +84,14 @@ def daily_activity(events: pd.DataFrame) -> pd.DataFrame:
         FROM events GROUP BY day ORDER BY day
         """
     ).df().set_index("day")
+    if complete_days_only and len(daily) > 2:
+        hour = 3_600_000
+        first, last = int(events["ts"].min()), int(events["ts"].max())
+        if first % _MS_PER_DAY > hour:  # the log starts after 01:00 on its first day
+            daily = daily.iloc[1:]
+        if last % _MS_PER_DAY < _MS_PER_DAY - hour:  # ... or stops before 23:00 on its last day
+            daily = daily.iloc[:-1]
+    return daily
 
 
 def user_activity(events: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ def test_page_mix_shares_sum_to_one_and_sort(events):
 
 
 def test_daily_activity_counts(events):
-    daily = eda.daily_activity(events)
+    daily = eda.daily_activity(events, complete_days_only=False)
     assert daily["events"].tolist() == [6, 6]
     assert daily["songs"].tolist() == [5, 3]
     assert daily["active_users"].tolist() == [2, 2]
@@ -80,3 +80,11 @@ def test_figure_titles_state_the_finding(events):
     table["group"] = table["churned"].map({1: "churned", 0: "retained"})
     fig = eda.plot_group_distributions(table, ["x"], eda.compare_groups(table, ["x"]))
     assert fig._suptitle.get_text().startswith("Churned users have higher x")
+
+
+def test_daily_activity_leaves_out_partial_edge_days():
+    rows = [_ev("u1", d, "NextSong", hour=h) for d in range(4) for h in (0, 12, 23)] + [_ev("u1", 4, "NextSong", hour=0)]
+    full = eda.daily_activity(pd.DataFrame(rows), complete_days_only=False)
+    trimmed = eda.daily_activity(pd.DataFrame(rows))
+    assert len(full) == 5 and len(trimmed) == 4  # day 4 holds one event at 00:00: the log's cut-off
+    assert trimmed.index.equals(full.index[:4])
