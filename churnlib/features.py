@@ -472,7 +472,7 @@ def build_features(
     con = _connect(memory_limit)
     try:
         _attach_events(con, events)
-        log_end = con.execute("SELECT max(CAST(ts AS BIGINT)) FROM events").fetchone()[0]
+        log_end = int(con.execute("SELECT max(ts) FROM events").fetchone()[0])
         parts = []
         for t in dates:
             labels = _labels_one(con, t, horizon_days, inactivity_days, log_end)

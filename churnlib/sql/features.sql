@@ -94,7 +94,7 @@ sessions AS (
         session_id,
         min(ts) AS start_ts,
         least(max(ts + CASE WHEN page = 'NextSong'
-                            THEN CAST(coalesce(song_seconds, 0) * 1000 AS BIGINT) ELSE 0 END),
+                            THEN CAST(floor(coalesce(song_seconds, 0) * 1000) AS BIGINT) ELSE 0 END),
               $as_of) AS end_ts,
         sum(CASE WHEN page = 'NextSong' THEN 1 ELSE 0 END) AS n_songs,
         min(day_back) AS last_day_back,
