@@ -77,17 +77,17 @@ class SimulatorConfig:
     #: who were paid at some point, 10 over all users.
     session_rate_median: float = 0.31
     #: log-sd of the per-user session rate; gives the real spread of session_count (IQR 6-18).
-    session_rate_sigma: float = 0.70
+    session_rate_sigma: float = 0.55
     #: free users come back less often (mini log: never-paid users median 5 sessions).
     free_rate_mult: float = 0.60
     #: median songs per session of a paid user (mini log: paid median avg_songs_session 77).
     songs_per_session_median: float = 93.0
     #: log-sd of the per-user session length (avg_songs_session IQR 36-92 overall).
-    songs_per_session_sigma: float = 0.35
+    songs_per_session_sigma: float = 0.25
     #: free sessions are shorter (mini log: never-paid median avg_songs_session 27.5).
     free_songs_mult: float = 0.45
     #: correlation of the activity and session-length traits (heavy users also listen longer).
-    act_len_corr: float = 0.30
+    act_len_corr: float = 0.0
     #: share of a weekday's session arrival rate at weekends (eventsim damps weekends).
     weekend_weight: float = 0.80
     #: arrival weight at the quietest night hour relative to the evening peak (US local time).
@@ -136,7 +136,7 @@ class SimulatorConfig:
     logout_end_prob: float = 0.75
     #: chance a session starts with a logged-out Home/Login prefix (empty userId rows are ~3% of
     #: the real logs: 8,346 of 286,500 in the mini log, 286 of 8,056 in the sample).
-    logged_out_prefix_prob: float = 0.55
+    logged_out_prefix_prob: float = 0.85
     #: chance the first logged-in row of a session is Home (as in the real sample).
     session_home_prob: float = 0.45
     #: chance a song is skipped (played only partly): an experience that lowers satisfaction.
@@ -186,21 +186,23 @@ class SimulatorConfig:
     # --- churn -----------------------------------------------------------------------------------
     #: daily hazard of deciding to leave at satisfaction 0 (gives ~23% churn in 60 days, mini log
     #: 52/225).
-    hazard_base: float = 0.0036
+    hazard_base: float = 0.0034
     #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s).
     hazard_sat_k: float = 3.0
     #: log-sd of a per-user hazard multiplier (unobserved reasons to leave).
     hazard_sigma: float = 0.5
     #: daily hazard of leaving for no visible reason (independent of satisfaction).
-    hazard_silent: float = 0.0007
-    #: days between deciding to leave and cancelling ~ Exponential(mean); the user comes back to
-    #: cancel at the end of that time even if they would not otherwise have had a session.
-    leaving_days_mean: float = 25.0
+    hazard_silent: float = 0.0004
+    #: days between deciding to leave and cancelling ~ Gamma(shape, mean): disengagement is
+    #: visible for a few weeks before most cancellations (shape > 1: rarely within days). The user
+    #: comes back to cancel at the end of that time even without another reason to visit.
+    leaving_days_mean: float = 21.0
+    leaving_days_shape: float = 3.0
     #: share of leavers who show no decline at all before cancelling.
-    leaving_silent_prob: float = 0.15
+    leaving_silent_prob: float = 0.10
     #: disengagement while leaving: session-rate, session-length, thumbs-down, help and
     #: downgrade-page multipliers.
-    leaving_rate_mult: float = 0.25
+    leaving_rate_mult: float = 0.20
     leaving_len_mult: float = 0.5
     leaving_thumbs_down_mult: float = 2.5
     leaving_help_mult: float = 2.0
@@ -229,7 +231,7 @@ _P = {name: i for i, name in enumerate(_FIELDS)}
  P_LOGOUT_END, P_LO_PREFIX, P_SESSION_HOME, P_SKIP, P_GAP, P_THUMBS_SIG, P_SOCIAL_SIG, P_HELP_SIG,
  P_AD_SIG, P_ADTOL_A, P_ADTOL_B, P_BREADTH_A, P_BREADTH_B, P_OFFTASTE_TD, P_SAT0, P_SAT_RHO,
  P_SAT_NOISE, P_SAT_BAD_W, P_SAT_AD_W, P_SAT_ERR_W, P_SAT_BAD_REF, P_SAT_RATE_K, P_SAT_LEN_K, P_SAT_TD_K, P_SAT_HELP_K,
- P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_DAYS, P_LEAVE_SILENT,
+ P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_DAYS, P_LEAVE_SHAPE, P_LEAVE_SILENT,
  P_LEAVE_RATE, P_LEAVE_LEN, P_LEAVE_TD, P_LEAVE_HELP, P_LEAVE_DG, P_N_SONGS, P_N_ARTISTS,
  P_POP_EXP, P_LEN_MED_S, P_LEN_SIG_S) = range(len(_FIELDS))
 
@@ -461,7 +463,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                 h = p[P_HAZ_BASE] * haz_m * np.exp(-p[P_HAZ_SAT_K] * sat) + p[P_HAZ_SILENT]
                 if np.random.random() < 1.0 - np.exp(-h * gap_days):
                     leaving = True
-                    cancel_at = t + int(np.random.exponential(p[P_LEAVE_DAYS]) * _MS_PER_DAY)
+                    cancel_at = t + int(np.random.gamma(p[P_LEAVE_SHAPE], p[P_LEAVE_DAYS] / p[P_LEAVE_SHAPE]) * _MS_PER_DAY)
                     leaving_visible = np.random.random() >= p[P_LEAVE_SILENT]
             last_session = leaving and t >= cancel_at - _MS_PER_DAY // 2
             # capacity: a session rarely exceeds 40x its mean length; restart user if short
@@ -494,11 +496,12 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                     if pre == PG_LOGIN:
                         break
                     r0 = np.random.random()
-                    if r0 < 0.06:
+                    # mini log, per session: logged-out Home 1.4, About 0.14, Help 0.09
+                    if r0 < 0.10:
                         pre = PG_ABOUT
-                    elif r0 < 0.10:
+                    elif r0 < 0.16:
                         pre = PG_HELP
-                    elif r0 < 0.12:
+                    elif r0 < 0.45:
                         pre = PG_HOME
                     else:
                         pre = PG_LOGIN
