@@ -384,7 +384,8 @@ def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
 
     Dates are UTC midnights from the first midnight after ``start_fraction`` of the log's span
     (so that the earlier part provides feature history) to the last one whose label window
-    ``[as_of, as_of + horizon_days)`` still fits in the log.
+    ``[as_of, as_of + horizon_days)`` still fits in the log. When the log is too short for that,
+    the latest midnight whose window fits is used alone.
 
     Parameters
     ----------
@@ -405,7 +406,7 @@ def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
     Raises
     ------
     ValueError
-        When the log is too short for a single date.
+        When no date after the log's first event leaves room for the label window.
     """
     con = _connect()
     try:
@@ -419,6 +420,9 @@ def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
     start = pd.Timestamp(first + start_fraction * (last - first), unit="ms", tz="UTC").ceil("D")
     latest = pd.Timestamp(last - horizon_days * _MS_PER_DAY, unit="ms", tz="UTC")
     dates = pd.date_range(start, latest, freq=f"{every_days}D") if start <= latest else []
+    if not len(dates) and latest.floor("D") > pd.Timestamp(first, unit="ms", tz="UTC"):
+        # A short log: the one date that still leaves the label window, with whatever history.
+        dates = [latest.floor("D")]
     if not len(dates):
         raise ValueError(
             f"observation_dates: the log ({pd.Timestamp(first, unit='ms'):%Y-%m-%d} to "

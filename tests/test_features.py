@@ -340,15 +340,19 @@ def test_real_sample_featurises_and_matches_hand_computed_values(event_sample):
 # -- defaults for the notebook -------------------------------------------------------------------
 
 def test_observation_dates_fit_the_label_window(sim_events):
-    dates = F.observation_dates(sim_events, horizon_days=7)
+    dates = F.observation_dates(sim_events, horizon_days=3, every_days=4)
     first, last = sim_events["ts"].min(), sim_events["ts"].max()
     ms = [to_epoch_ms(d) for d in dates]
     assert ms == sorted(ms) and len(ms) >= 2
-    assert all(b - a == 7 * DAY for a, b in zip(ms, ms[1:]))
-    assert ms[0] >= first + (last - first) / 2 and ms[-1] + 7 * DAY <= last
-    F.build_features(sim_events, dates, horizon_days=7)  # every default date can be labelled
+    assert all(b - a == 4 * DAY for a, b in zip(ms, ms[1:]))
+    assert ms[0] >= first + (last - first) / 2 and ms[-1] + 3 * DAY <= last
+    assert ms[-1] + 4 * DAY + 3 * DAY > last  # no later date would have fitted
+    F.build_features(sim_events, dates, horizon_days=3)  # every default date can be labelled
+    # a short log falls back to the latest date that leaves the window; none at all is an error
+    (late,) = F.observation_dates(sim_events, horizon_days=25)
+    assert first < to_epoch_ms(late) <= last - 25 * DAY
     with pytest.raises(ValueError, match="too short"):
-        F.observation_dates(sim_events, horizon_days=25)
+        F.observation_dates(sim_events, horizon_days=31)
 
 
 def test_main_features_are_documented():
