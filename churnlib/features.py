@@ -15,12 +15,13 @@ Several observation dates stack into one training table; keep ``userId`` for gro
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
 import duckdb
 import numpy as np
@@ -28,6 +29,9 @@ import pandas as pd
 
 from churnlib.labels import observation_labels, to_epoch_ms
 from churnlib.schema import CHURN_PAGE
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.pyplot as plt
 
 __all__ = [
     "FEATURE_DICTIONARY",
@@ -247,7 +251,9 @@ MAIN_FEATURES: tuple[str, ...] = (
 
 # --- engine -------------------------------------------------------------------------------------
 
-EventSource = "pd.DataFrame | str | os.PathLike"
+#: What the builders accept: a cleaned DataFrame, or a parquet file, folder or glob.
+Events = Union[pd.DataFrame, str, os.PathLike]
+DateLike = Union[str, int, pd.Timestamp, "dt.date", np.datetime64]
 
 
 def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -265,7 +271,7 @@ def _is_parquet(path: str) -> bool:
     return p.suffix.lower() in (".parquet", ".pq") or p.is_dir() or any(ch in path for ch in "*?[")
 
 
-def _attach_events(con: duckdb.DuckDBPyConnection, events) -> None:
+def _attach_events(con: duckdb.DuckDBPyConnection, events: Events) -> None:
     """Expose the input as relation ``events``: a DataFrame, or parquet read directly by DuckDB."""
     if isinstance(events, pd.DataFrame):
         con.register("events", events)
@@ -302,7 +308,7 @@ def _features_one(con: duckdb.DuckDBPyConnection, sql: str, as_of_ms: int) -> pd
     return _finish_types(df)
 
 
-def _as_of_list(as_of) -> list[int]:
+def _as_of_list(as_of: DateLike | Iterable[DateLike]) -> list[int]:
     items = [as_of] if isinstance(as_of, (str, int, np.integer, pd.Timestamp)) or not isinstance(
         as_of, Iterable) else list(as_of)
     if not items:
@@ -310,7 +316,8 @@ def _as_of_list(as_of) -> list[int]:
     return sorted({to_epoch_ms(a) for a in items})
 
 
-def user_features(events, as_of, *, memory_limit: str | None = None) -> pd.DataFrame:
+def user_features(events: Events, as_of: DateLike | Iterable[DateLike], *,
+                  memory_limit: str | None = None) -> pd.DataFrame:
     """Features of every user with events before each observation date (no label).
 
     Parameters
@@ -349,9 +356,9 @@ def user_features(events, as_of, *, memory_limit: str | None = None) -> pd.DataF
 # first and last event of each d-wide bucket keeps every such gap and creates none.
 _LABEL_SQL = f"""
 WITH u AS (
-    SELECT CAST(userId AS VARCHAR) AS userId, CAST(ts AS BIGINT) AS ts, page
+    SELECT CAST(userId AS STRING) AS userId, CAST(ts AS BIGINT) AS ts, page
     FROM events
-    WHERE userId IS NOT NULL AND CAST(userId AS VARCHAR) <> ''
+    WHERE userId IS NOT NULL AND CAST(userId AS STRING) <> ''
 )
 SELECT userId, max(ts) AS ts, 'before' AS page FROM u WHERE ts < $as_of GROUP BY userId
 UNION ALL
@@ -367,7 +374,7 @@ SELECT userId, min(ts) AS ts, 'after' AS page FROM u WHERE $inactive AND ts >= $
 """
 
 
-def _labels_one(con, as_of_ms: int, horizon_days: float, inactivity_days: float | None,
+def _labels_one(con: duckdb.DuckDBPyConnection, as_of_ms: int, horizon_days: float, inactivity_days: float | None,
                 log_end: int | None) -> pd.DataFrame:
     h = int(round(horizon_days * _MS_PER_DAY))
     d = int(round(inactivity_days * _MS_PER_DAY)) if inactivity_days else _MS_PER_DAY
@@ -378,7 +385,7 @@ def _labels_one(con, as_of_ms: int, horizon_days: float, inactivity_days: float 
                               inactivity_days=inactivity_days, log_end=log_end)
 
 
-def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
+def observation_dates(events: Events, horizon_days: float = 30, every_days: int = 7,
                       start_fraction: float = 0.5) -> list[str]:
     """Default observation dates: every ``every_days`` days over the later part of the log.
 
@@ -432,8 +439,8 @@ def observation_dates(events, horizon_days: float = 30, every_days: int = 7,
 
 
 def build_features(
-    events,
-    as_of,
+    events: Events,
+    as_of: DateLike | Iterable[DateLike],
     horizon_days: float = 30,
     inactivity_days: float | None = None,
     *,
@@ -635,7 +642,7 @@ def _oof_target_encode(s: pd.Series, y: pd.Series, folds) -> pd.Series:
     return pd.Series(out, index=s.index)
 
 
-def plot_leakage(report: pd.DataFrame, top: int = 20, auc_threshold: float = 0.80):
+def plot_leakage(report: pd.DataFrame, top: int = 20, auc_threshold: float = 0.80) -> "plt.Figure":
     """Bar chart of the strongest single-feature AUCs, with the suspect threshold.
 
     Parameters

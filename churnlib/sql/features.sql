@@ -15,7 +15,7 @@ WITH
 -- The leakage gate: user rows strictly before as_of, label pages removed.
 ev AS (
     SELECT
-        CAST(userId AS VARCHAR) AS user_id,
+        CAST(userId AS STRING) AS user_id,
         CAST(sessionId AS BIGINT) AS session_id,
         CAST(ts AS BIGINT) AS ts,
         page,
@@ -31,13 +31,13 @@ ev AS (
         -- ordering key for "latest value" picks: ts, tie-broken by position in the session
         CAST(ts AS BIGINT) * 4096 + least(CAST(itemInSession AS BIGINT), 4095) AS ord,
         CAST(floor(($as_of - 1 - CAST(ts AS BIGINT)) / 86400000.0) AS BIGINT) AS day_back,
-        CAST(floor(MOD(CAST(ts AS BIGINT), 86400000) / 3600000.0) AS BIGINT) AS hour_utc,
+        CAST(floor((CAST(ts AS BIGINT) % 86400000) / 3600000.0) AS BIGINT) AS hour_utc,
         -- 1970-01-01 was a Thursday: (days since epoch + 4) mod 7 gives 0 = Sunday ... 6 = Saturday
-        MOD(CAST(floor(CAST(ts AS BIGINT) / 86400000.0) AS BIGINT) + 4, 7) AS weekday
+        (CAST(floor(CAST(ts AS BIGINT) / 86400000.0) AS BIGINT) + 4) % 7 AS weekday
     FROM events
     WHERE CAST(ts AS BIGINT) < $as_of
       AND userId IS NOT NULL
-      AND CAST(userId AS VARCHAR) <> ''
+      AND CAST(userId AS STRING) <> ''
       AND page NOT IN ('Cancel', 'Cancellation Confirmation')
 ),
 
