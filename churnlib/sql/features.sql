@@ -8,7 +8,8 @@
 --
 -- Portability: plain CTEs, CASE-based conditional aggregates (no FILTER clause), max_by/min_by,
 -- median, regr_slope, stddev_samp, lag/lead, and epoch-millisecond arithmetic instead of
--- engine-specific date functions. Runs on DuckDB and Spark SQL (>= 3.4).
+-- engine-specific date functions, so that Spark SQL (>= 3.4) can run it too; only DuckDB is tested.
+-- (Spark's max_by keeps NULL values where DuckDB skips them: latest userAgent/location may differ.)
 -- Windows are 24-hour buckets counted back from as_of: day_back 0 = [as_of - 1 d, as_of).
 
 WITH
