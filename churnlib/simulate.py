@@ -127,7 +127,7 @@ class SimulatorConfig:
     about: float = 0.0022
     error: float = 0.0011
     #: adverts per song for a free user (mini log: never-paid median advert_rate 1.3/h = 0.09/song)
-    advert_free: float = 0.125
+    advert_free: float = 0.135
     #: paid users almost never see adverts.
     advert_paid: float = 0.001
     #: mid-session Logout per song (each followed by logged-out Home and Login rows).
@@ -323,6 +323,21 @@ _ARTIST_SUFFIX = ("", "", "", "", " Band", " Project", " Collective", " Trio", "
                   " Orchestra", " Crew", " Sound")
 
 
+def _unique(names: np.ndarray, suffixes: tuple[str, ...]) -> np.ndarray:
+    """Make names unique by suffixing repeats (as a real catalogue would name them).
+
+    Unique dictionaries also matter for the writer: Arrow writes a dictionary array whose
+    dictionary holds duplicates non-deterministically.
+    """
+    k = pd.Series(names).groupby(names).cumcount().to_numpy()
+    out = names.copy()
+    for i in np.flatnonzero(k):
+        j = k[i] - 1
+        out[i] = names[i] + (suffixes[j] if j < len(suffixes) else f" ({j + 2})")
+    assert len(set(out)) == len(out)
+    return out
+
+
 def _catalogue(cfg: SimulatorConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                          np.ndarray, np.ndarray]:
     """Generate the song/artist catalogue, songs sorted by popularity (rank 0 most popular).
@@ -346,6 +361,9 @@ def _catalogue(cfg: SimulatorConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
     titles = np.array([" ".join(words[widx[i, :nw[i]]]) for i in range(n_songs)], dtype=object)
     # songs of popular artists are popular: artist index drawn from a Zipf-like law, and the song
     # rank order then follows the artist order loosely
+    titles = _unique(titles, (" (Live)", " (Remix)", " (Acoustic)", " II", " (Radio Edit)",
+                              " (Demo)", " (Reprise)"))
+    artists = _unique(artists, (" Jr.", " II", " & Friends", " Experience"))
     aw = 1.0 / np.arange(1, n_artists + 1) ** 0.8
     song_artist = np.sort(rng.choice(n_artists, size=n_songs, p=aw / aw.sum())).astype(np.int32)
     lengths = np.round(cfg.song_length_median_s * np.exp(cfg.song_length_sigma
@@ -380,6 +398,33 @@ def _arrival_weight(t_ms, night_w, weekend_w):
     if day >= 5:
         w *= weekend_w
     return w
+
+
+@numba.njit(cache=True)
+def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m):
+    """Fill w[1..N_EXTRA] with cumulative visit rates per song; return their total."""
+    adv = p[P_AD_FREE] if level == 0 else p[P_AD_PAID]
+    w[0] = 0.0
+    w[PG_TUP] = p[P_TUP] * tup_m * np.exp(0.1 * sat)
+    w[PG_TDOWN] = p[P_TDOWN] * tdn_m * np.exp(-p[P_SAT_TD_K] * sat) * (p[P_LEAVE_TD] if vis else 1.0)
+    w[PG_PLAYLIST] = p[P_PLAYLIST] * tup_m
+    w[PG_FRIEND] = p[P_FRIEND] * soc_m
+    w[PG_HOME] = p[P_HOME]
+    w[PG_SETTINGS] = p[P_SETTINGS]
+    w[PG_HELP] = p[P_HELP] * help_m * np.exp(-p[P_SAT_HELP_K] * sat) * (p[P_LEAVE_HELP] if vis else 1.0)
+    w[PG_ABOUT] = p[P_ABOUT]
+    w[PG_ERROR] = p[P_ERROR]
+    w[PG_ADVERT] = adv * ad_m
+    # paid users rarely open the Upgrade page; free users cannot downgrade
+    w[PG_UPGRADE] = p[P_UPG_PAGE] if level == 0 else 0.15 * p[P_UPG_PAGE]
+    w[PG_DOWNGRADE] = (p[P_DG_PAGE] * np.exp(-p[P_SAT_DG_K] * sat)
+                       * (p[P_LEAVE_DG] if vis else 1.0)) if level == 1 else 0.0
+    w[PG_LOGOUT] = p[P_LOGOUT_MID]
+    tot = 0.0
+    for j in range(1, N_EXTRA + 1):
+        tot += w[j]
+        w[j] = tot
+    return tot
 
 
 @numba.njit(cache=True)
@@ -505,26 +550,8 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                         pre = PG_HOME
                     else:
                         pre = PG_LOGIN
-            # per-session page weights between songs
-            adv = p[P_AD_FREE] if level == 0 else p[P_AD_PAID]
-            w[0] = 0.0
-            w[PG_TUP] = p[P_TUP] * tup_m * np.exp(0.1 * sat)
-            w[PG_TDOWN] = p[P_TDOWN] * tdn_m * np.exp(-p[P_SAT_TD_K] * sat) * (p[P_LEAVE_TD] if vis else 1.0)
-            w[PG_PLAYLIST] = p[P_PLAYLIST] * tup_m
-            w[PG_FRIEND] = p[P_FRIEND] * soc_m
-            w[PG_HOME] = p[P_HOME]
-            w[PG_SETTINGS] = p[P_SETTINGS]
-            w[PG_HELP] = p[P_HELP] * help_m * np.exp(-p[P_SAT_HELP_K] * sat) * (p[P_LEAVE_HELP] if vis else 1.0)
-            w[PG_ABOUT] = p[P_ABOUT]
-            w[PG_ERROR] = p[P_ERROR]
-            w[PG_ADVERT] = adv * ad_m
-            w[PG_UPGRADE] = p[P_UPG_PAGE] if level == 0 else 0.15 * p[P_UPG_PAGE]
-            w[PG_DOWNGRADE] = (p[P_DG_PAGE] * np.exp(-p[P_SAT_DG_K] * sat) * (p[P_LEAVE_DG] if vis else 1.0)) if level == 1 else 0.0
-            w[PG_LOGOUT] = p[P_LOGOUT_MID]
-            tot = 0.0
-            for j in range(1, N_EXTRA + 1):
-                tot += w[j]
-                w[j] = tot
+            # per-session page weights between songs (recomputed when the level changes)
+            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
             p_more = tot / (1.0 + tot)  # geometric number of extras per song with mean `tot`
             songs = 0
             bad = 0.0
@@ -586,6 +613,8 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                             n += 1; item += 1
                             t += int(np.random.exponential(p[P_GAP]) * 1000)
                             level = 1  # the submit row is the last free one
+                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
+                            p_more = tot / (1.0 + tot)
                             break
                     elif pg == PG_DOWNGRADE and level == 1:
                         if np.random.random() < p[P_SUB_DOWN] * np.exp(-0.5 * sat) * (2.0 if vis else 1.0):
@@ -595,6 +624,8 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                             n += 1; item += 1
                             t += int(np.random.exponential(p[P_GAP]) * 1000)
                             level = 0
+                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
+                            p_more = tot / (1.0 + tot)
                             break
                     elif pg == PG_LOGOUT:
                         # logged out mid-session: Home and Login rows without a userId follow
@@ -624,7 +655,8 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                 o_auth[n] = AU_IN; o_level[n] = level; o_item[n] = item
                 o_song[n] = -1; o_len[n] = np.nan
                 n += 1; item += 1
-                t += int(np.random.exponential(p[P_GAP]) * 1000)
+                # the confirmation follows at once (kept inside the window with its Cancel)
+                t = min(t + int(np.random.exponential(p[P_GAP]) * 1000), end_ms - 1)
                 o_ts[n] = t; o_user[n] = u; o_sess[n] = sid; o_page[n] = PG_CONFIRM
                 o_auth[n] = AU_CANCELLED; o_level[n] = level; o_item[n] = item
                 o_song[n] = -1; o_len[n] = np.nan
@@ -668,6 +700,10 @@ class _Static:
         self.song_artist = song_artist
         self.song_dict = pa.array(titles, pa.string())
         self.artist_dict = pa.array(artists, pa.string())
+        # every dictionary must hold distinct values (see _unique)
+        for names in (_FIRST_F + _FIRST_M, _LAST, [n for n, _ in _LOCATIONS],
+                      [a for a, _ in _USER_AGENTS]):
+            assert len(set(names)) == len(names)
         self.first_dict = pa.array(list(_FIRST_F) + list(_FIRST_M), pa.string())
         self.n_first_f, self.n_first_m = len(_FIRST_F), len(_FIRST_M)
         self.last_dict = pa.array(list(_LAST), pa.string())
@@ -728,7 +764,14 @@ def _simulate_chunk(st: _Static, params: np.ndarray, user_seeds: np.ndarray, use
         if done == n_users:
             break
         cap *= 2  # rare: a very heavy chunk; rerun (deterministic: per-user seeds)
-    sl = slice(0, n)
+    # the log ends at end_ms: drop the tails of sessions still running then (a session's rows
+    # stay 0..k-1 without gaps, and Cancel/Confirmation are never separated, see the kernel)
+    keep = o_ts[:n] < end_ms
+    if keep.all():
+        sl = slice(0, n)
+    else:
+        sl = np.flatnonzero(keep)
+        n = len(sl)
     user = o_user[sl]
     anon = user < 0
     uix = np.where(anon, 0, user)

@@ -1,0 +1,213 @@
+"""Tests for the event simulator: determinism, schema, invariants, writer and strict loading."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from churnlib.schema import CHURN_PAGE, EVENT_COLUMNS, KNOWN_PAGES, PAGE_METHOD_STATUS
+from churnlib.simulate import SimulatorConfig, simulate_events, write_event_log
+
+START_MS = int(pd.Timestamp("2018-10-01", tz="UTC").value // 1_000_000)
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    # big enough to contain cancellations, upgrades, downgrades, guests and mid-session logouts
+    return simulate_events(600, 60, seed=3)
+
+
+def _users(ev: pd.DataFrame) -> pd.DataFrame:
+    return ev[ev["userId"] != ""]
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+# --- determinism -----------------------------------------------------------------------------
+def test_same_seed_same_events_and_different_seed_differs():
+    a = simulate_events(150, 20, seed=11)
+    b = simulate_events(150, 20, seed=11)
+    pd.testing.assert_frame_equal(a, b)
+    c = simulate_events(150, 20, seed=12)
+    assert len(a) != len(c) or not a["ts"].equals(c["ts"])
+
+
+def test_written_file_is_identical_for_a_seed_and_independent_of_chunking(tmp_path):
+    p1, p2, p3 = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    s1 = write_event_log(p1, 250, 20, seed=5, chunk_users=100)
+    write_event_log(p2, 250, 20, seed=5, chunk_users=100)
+    s3 = write_event_log(p3, 250, 20, seed=5, chunk_users=37)
+    assert _sha(p1) == _sha(p2)
+    d1, d3 = pd.read_parquet(p1), pd.read_parquet(p3)
+    pd.testing.assert_frame_equal(d1, d3)
+    assert s1["events"] == s3["events"] == len(d1)
+    assert pq.ParquetFile(p1).metadata.num_row_groups == 3  # one row group per chunk
+    # and the in-memory simulation is the same log
+    mem = simulate_events(250, 20, seed=5)
+    pd.testing.assert_frame_equal(mem.reset_index(drop=True), d1.reset_index(drop=True),
+                                  check_dtype=False)
+
+
+# --- schema and plausibility -----------------------------------------------------------------
+def test_columns_types_and_method_status(events):
+    assert tuple(events.columns) == EVENT_COLUMNS
+    assert events["ts"].dtype == np.int64 and events["sessionId"].dtype == np.int64
+    assert events["itemInSession"].dtype == np.int64
+    assert set(events["page"].unique()) <= KNOWN_PAGES
+    ms = events[["page", "method", "status"]].drop_duplicates()
+    for r in ms.itertuples():
+        assert (r.method, r.status) == PAGE_METHOD_STATUS[r.page], r.page
+    assert events["ts"].min() >= START_MS
+    assert events["ts"].max() < START_MS + 60 * 86_400_000
+    assert set(events["auth"].unique()) <= {"Logged In", "Logged Out", "Guest", "Cancelled"}
+    assert set(events["level"].unique()) == {"free", "paid"}
+
+
+def test_user_columns_look_real(events):
+    u = _users(events)
+    per_user = u.groupby("userId")[["firstName", "lastName", "gender", "location", "userAgent",
+                                    "registration"]].nunique()
+    assert (per_user == 1).all().all()  # one identity per user
+    assert set(u["gender"].unique()) == {"M", "F"}
+    locs = u["location"].drop_duplicates()
+    assert locs.str.fullmatch(r"[^,]+, [A-Z]{2}(-[A-Z]{2})*").all(), locs[:5].tolist()
+    assert u["userAgent"].str.startswith("Mozilla/5.0 (").all()
+    songs = u[u["page"] == "NextSong"]
+    assert songs[["song", "artist", "length"]].notna().all().all()
+    assert u.loc[u["page"] != "NextSong", ["song", "artist", "length"]].isna().all().all()
+    assert 235 <= songs["length"].mean() <= 265  # Sparkify: about 249 s
+    # long-tailed popularity: the top 1% of songs get a large share of plays
+    plays = songs["song"].value_counts()
+    assert plays.iloc[: max(1, len(plays) // 100)].sum() / plays.sum() > 0.10
+    assert plays.iloc[-1] == 1
+
+
+def test_logged_out_and_guest_rows(events):
+    anon = events[events["userId"] == ""]
+    share = len(anon) / len(events)
+    assert 0.015 <= share <= 0.06  # real logs: 286/8,056 (3.6%), 8,346/286,500 (2.9%)
+    assert set(anon["auth"].unique()) <= {"Logged Out", "Guest"}
+    assert anon[["firstName", "lastName", "location", "userAgent", "gender"]].isna().all().all()
+    assert anon["registration"].isna().all()
+    assert {"Login", "Home"} <= set(anon["page"].unique())
+    guests = events[events["auth"] == "Guest"]
+    assert {"Register", "Submit Registration"} <= set(guests["page"].unique())
+    # every logged-in row has a user
+    assert (events.loc[events["auth"].isin(["Logged In", "Cancelled"]), "userId"] != "").all()
+
+
+# --- invariants ------------------------------------------------------------------------------
+def test_sessions_count_up_and_time_never_goes_back(events):
+    ev = events.sort_values(["sessionId", "itemInSession"], kind="stable")
+    g = ev.groupby("sessionId")
+    assert (g["itemInSession"].transform("min") == 0).all()
+    assert (g.cumcount() == ev["itemInSession"]).all()  # 0, 1, 2, ... without gaps
+    assert (g["ts"].diff().fillna(0) >= 0).all()
+    # a session belongs to one user
+    assert (_users(ev).groupby("sessionId")["userId"].nunique() == 1).all()
+
+
+def test_registration_before_first_event(events):
+    u = _users(events)
+    first = u.groupby("userId")["ts"].min()
+    reg = u.groupby("userId")["registration"].first()
+    assert (reg <= first).all()
+
+
+def test_cancellation_ends_the_user(events):
+    u = _users(events).sort_values(["userId", "ts", "itemInSession"], kind="stable")
+    conf = u[u["page"] == CHURN_PAGE]
+    assert len(conf) > 0
+    assert (conf["auth"] == "Cancelled").all()
+    assert conf["userId"].is_unique
+    last = u.groupby("userId").tail(1).set_index("userId")
+    assert (last.loc[conf["userId"], "page"] == CHURN_PAGE).all()  # nothing after it
+    # Cancel comes right before the confirmation
+    prev = u.groupby("userId")["page"].shift(1)
+    assert (prev[u["page"] == CHURN_PAGE] == "Cancel").all()
+    assert ((u["page"] == "Cancel").sum()) == len(conf)
+
+
+def test_level_changes_only_after_a_submit(events):
+    u = _users(events).sort_values(["userId", "ts", "itemInSession"], kind="stable")
+    prev_level = u.groupby("userId")["level"].shift(1)
+    prev_page = u.groupby("userId")["page"].shift(1)
+    changed = prev_level.notna() & (u["level"] != prev_level)
+    assert changed.any()
+    ok = ((u["level"] == "paid") & (prev_page == "Submit Upgrade")) | (
+        (u["level"] == "free") & (prev_page == "Submit Downgrade"))
+    assert ok[changed].all()
+    # the submit row itself still carries the old level
+    assert (u.loc[u["page"] == "Submit Upgrade", "level"] == "free").all()
+    assert (u.loc[u["page"] == "Submit Downgrade", "level"] == "paid").all()
+
+
+def test_upgrade_and_downgrade_pages_match_level(events):
+    u = _users(events)
+    assert (u.loc[u["page"] == "Downgrade", "level"] == "paid").all()
+    free_ads = (u["page"] == "Roll Advert")[u["level"] == "free"].mean()
+    paid_ads = (u["page"] == "Roll Advert")[u["level"] == "paid"].mean()
+    assert free_ads > 10 * paid_ads
+
+
+def test_config_changes_behaviour():
+    base = simulate_events(200, 30, seed=2)
+    more = simulate_events(200, 30, seed=2, config=SimulatorConfig(thumbs_up=0.15))
+    share = lambda d: (d["page"] == "Thumbs Up").mean()  # noqa: E731
+    assert share(more) > 2 * share(base)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        simulate_events(0, 10)
+    with pytest.raises(ValueError):
+        simulate_events(10, 0)
+
+
+# --- writer ----------------------------------------------------------------------------------
+def test_writer_is_atomic_and_rejects_unknown_extensions(tmp_path):
+    with pytest.raises(ValueError, match="unknown output type"):
+        write_event_log(tmp_path / "events.csv", 10, 5)
+    out = tmp_path / "sub" / "events.parquet"
+    stats = write_event_log(out, 50, 10, seed=1)
+    assert out.exists() and stats["events"] == pq.ParquetFile(out).metadata.num_rows
+    assert sorted(p.name for p in out.parent.iterdir()) == ["events.parquet"]  # no temp left
+    assert stats["users"] == 50 and stats["seconds"] > 0
+
+
+def test_ndjson_output_matches_parquet(tmp_path):
+    pj, pp = tmp_path / "e.json.gz", tmp_path / "e.parquet"
+    write_event_log(pj, 80, 15, seed=9)
+    write_event_log(pp, 80, 15, seed=9)
+    with gzip.open(pj, "rt") as fh:
+        first = json.loads(fh.readline())
+    assert list(first) == list(EVENT_COLUMNS)
+    assert isinstance(first["userId"], str) and isinstance(first["ts"], int)
+    js = pd.read_json(pj, lines=True, dtype={"userId": str})
+    pa_ = pd.read_parquet(pp)
+    assert len(js) == len(pa_)
+    assert js["ts"].tolist() == pa_["ts"].tolist()
+    assert js["page"].tolist() == pa_["page"].tolist()
+
+
+@pytest.mark.parametrize("name", ["events.parquet", "events.json.gz"])
+def test_loader_accepts_output_in_strict_mode(tmp_path, name):
+    load = pytest.importorskip("churnlib.load")
+    out = tmp_path / name
+    write_event_log(out, 120, 20, seed=4)
+    raw = pd.read_parquet(out) if name.endswith("parquet") else pd.read_json(
+        out, lines=True, dtype={"userId": str})
+    log = load.load_events(out, strict=True)
+    anon = int((raw["userId"].fillna("") == "").sum())
+    assert len(log.events) == len(raw) - anon
+    assert sum(log.quality.dropped.values()) == anon
+    assert not log.quality.repaired
+    assert re.fullmatch(r"\d+", log.events["userId"].iloc[0])
