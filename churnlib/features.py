@@ -147,8 +147,9 @@ def _dictionary() -> list[Feature]:
     for stem, page in _PAGES:
         feats += [
             _f(stem, "pages", f"Visits to the '{page}' page", "count", "int64"),
-            _f(f"{stem}_per_song", "pages", f"'{page}' visits per song played (NaN: no songs)",
-               "per song"),
+            _f(f"{stem}_per_song", "ratios" if stem == "roll_advert" else "pages",
+               ("Adverts per song: " if stem == "roll_advert" else "")
+               + f"'{page}' visits per song played (NaN: no songs)", "per song"),
             _f(f"{stem}_per_session_hour", "pages",
                f"'{page}' visits per hour of session time (NaN: no session time)", "per hour"),
         ]

@@ -283,6 +283,17 @@ def test_parquet_input_matches_dataframe(sim_events, tmp_path):
                                   F.build_features(sim_events, "2018-10-15", horizon_days=7))
 
 
+def test_parquet_folder_and_glob_inputs(sim_events, tmp_path):
+    folder = tmp_path / "log"
+    folder.mkdir()
+    half = len(sim_events) // 2
+    sim_events.iloc[:half].to_parquet(folder / "part-0.parquet", index=False)
+    sim_events.iloc[half:].to_parquet(folder / "part-1.parquet", index=False)
+    expected = F.user_features(sim_events, "2018-10-15")
+    pd.testing.assert_frame_equal(F.user_features(folder, "2018-10-15"), expected)
+    pd.testing.assert_frame_equal(F.user_features(str(folder / "part-*.parquet"), "2018-10-15"), expected)
+
+
 def test_censored_label_raises(sim_events):
     with pytest.raises(LabelCensoredError):
         F.build_features(sim_events, "2018-10-25", horizon_days=30)
