@@ -5,6 +5,7 @@ Commands
 report           run the numbered notebooks (papermill) and publish reports/ and figures/
 simulate         write a simulated Sparkify event log (parquet or NDJSON .gz)
 fidelity         compare simulated logs with the real Sparkify mini log (KS per metric, page mix)
+features         build the (user, observation date) feature table from an event log
 bench            run every benchmark in benchmarks/ and print figures and ratios
 strip-notebooks  clear outputs from notebooks before committing
 """
@@ -39,6 +40,14 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
     report = fidelity_report(args.real, n_users=args.users, days=args.days, seeds=tuple(range(1, args.seeds + 1)))
     print(report)
     return 0 if report.passed else 1
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from churnlib.features import features_command
+
+    table = features_command(args.events, args.as_of, args.horizon, args.out)
+    print(f"wrote {args.out}: {len(table):,} rows (user x date), {table['churned'].mean():.1%} positive")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -89,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--seeds", type=int, default=5)
     p.set_defaults(func=_cmd_fidelity)
+
+    p = sub.add_parser("features", help="feature table from an event log")
+    p.add_argument("--events", required=True, help="event log (NDJSON, parquet or a folder)")
+    p.add_argument("--as-of", action="append", required=True, metavar="DATE",
+                   help="observation date (repeat for several)")
+    p.add_argument("--horizon", type=float, default=30, metavar="DAYS", help="label window after each date")
+    p.add_argument("--out", required=True, help="parquet file to write")
+    p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("bench", help="run the benchmarks")
     p.add_argument("--only", default=None, help="run benchmarks whose name contains this")
