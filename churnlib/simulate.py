@@ -73,20 +73,24 @@ class SimulatorConfig:
     """
 
     # --- activity (sessions) -------------------------------------------------------------------
-    #: median sessions per day of a paid user; mini log: median 13 sessions in ~60 days for users
-    #: who were paid at some point, 10 over all users.
+    #: median sessions per day of a paid user before churn and level effects; calibrated so the
+    #: median session_count is the mini log's 10 (13 for users ever paid) after free users' lower
+    #: rate, cancellations and the disengagement before them.
     session_rate_median: float = 0.31
-    #: log-sd of the per-user session rate; gives the real spread of session_count (IQR 6-18).
+    #: log-sd of the per-user session rate; with Poisson noise gives session_count IQR 6-18 as in
+    #: the mini log (larger values make the count_items tail heavier than the real one).
     session_rate_sigma: float = 0.55
     #: free users come back less often (mini log: never-paid users median 5 sessions).
     free_rate_mult: float = 0.60
-    #: median songs per session of a paid user (mini log: paid median avg_songs_session 77).
+    #: median songs per session of a paid user; calibrated to the mini log's median
+    #: avg_songs_session of 64 overall (77 for users ever paid, whose log mixes free sessions).
     songs_per_session_median: float = 93.0
     #: log-sd of the per-user session length (avg_songs_session IQR 36-92 overall).
     songs_per_session_sigma: float = 0.25
     #: free sessions are shorter (mini log: never-paid median avg_songs_session 27.5).
     free_songs_mult: float = 0.45
-    #: correlation of the activity and session-length traits (heavy users also listen longer).
+    #: correlation of the activity and session-length traits. 0: the level (paid users come back
+    #: more and listen longer) already correlates them about as much as the mini log shows.
     act_len_corr: float = 0.0
     #: share of a weekday's session arrival rate at weekends (eventsim damps weekends).
     weekend_weight: float = 0.80
@@ -94,14 +98,15 @@ class SimulatorConfig:
     night_weight: float = 0.25
 
     # --- level, registration ----------------------------------------------------------------------
-    #: share of users already paid at the start (mini log: 34/225 paid users never submitted an
-    #: upgrade, plus some who downgraded and re-upgraded).
-    p_paid_start: float = 0.20
+    #: share of users already paid at the start (mini log: 34/225 users paid without submitting an
+    #: upgrade); with the upgrade rate below gives the real ever-paid share of 0.73.
+    p_paid_start: float = 0.27
     #: share of users who register during the window (mini log: 18 Register rows for 225 users).
     p_new_user: float = 0.04
-    #: Upgrade page visits per song while free (mini log: 499 Upgrade visits).
-    upgrade_page: float = 0.011
-    #: chance an Upgrade visit ends in Submit Upgrade (131/225 users upgraded in the mini log).
+    #: Upgrade page visits per song while free; with submit_upgrade_prob, free users upgrade after
+    #: ~250 songs, so most free users upgrade within 60 days (131/225 did in the mini log).
+    upgrade_page: float = 0.008
+    #: chance an Upgrade visit ends in Submit Upgrade (times exp(0.3 satisfaction)).
     submit_upgrade_prob: float = 0.5
     #: Downgrade page visits per song while paid (mini log: paid median downgrade_rate 0.13/h).
     downgrade_page: float = 0.0095
@@ -109,9 +114,9 @@ class SimulatorConfig:
     submit_downgrade_prob: float = 0.03
 
     # --- pages between songs (expected visits per song) -------------------------------------------
-    #: mini log: 12,551 Thumbs Up / 228,108 songs.
+    #: mini log: 12,551 Thumbs Up / 228,108 songs = 0.055 (multiplied by exp(0.1 s) per user).
     thumbs_up: float = 0.052
-    #: mini log: 2,546 / 228,108.
+    #: mini log: 2,546 / 228,108 = 0.011, of which off-taste songs and dissatisfaction add ~20%.
     thumbs_down: float = 0.0085
     #: mini log: 6,526 / 228,108.
     add_playlist: float = 0.0286
@@ -126,8 +131,9 @@ class SimulatorConfig:
     help: float = 0.0062
     about: float = 0.0022
     error: float = 0.0011
-    #: adverts per song for a free user (mini log: never-paid median advert_rate 1.3/h = 0.09/song)
-    advert_free: float = 0.135
+    #: adverts per song for a free user; calibrated to the Roll Advert page share (1.41%) and the
+    #: advert_rate distribution (never-paid median 1.3/h).
+    advert_free: float = 0.11
     #: paid users almost never see adverts.
     advert_paid: float = 0.001
     #: mid-session Logout per song (each followed by logged-out Home and Login rows).
@@ -184,10 +190,11 @@ class SimulatorConfig:
     sat_downgrade_k: float = 0.40
 
     # --- churn -----------------------------------------------------------------------------------
-    #: daily hazard of deciding to leave at satisfaction 0 (gives ~23% churn in 60 days, mini log
-    #: 52/225).
+    #: daily hazard of deciding to leave at satisfaction 0; calibrated to ~23% of users cancelling
+    #: within 60 days (mini log 52/225).
     hazard_base: float = 0.0034
-    #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s).
+    #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s). Together with the
+    #: leaving phase this sets how learnable churn is (honest ROC-AUC ~0.8 at the defaults).
     hazard_sat_k: float = 3.0
     #: log-sd of a per-user hazard multiplier (unobserved reasons to leave).
     hazard_sigma: float = 0.5
