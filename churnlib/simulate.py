@@ -100,7 +100,7 @@ class SimulatorConfig:
     # --- level, registration ----------------------------------------------------------------------
     #: share of users already paid at the start (mini log: 34/225 users paid without submitting an
     #: upgrade); with the upgrade rate below gives the real ever-paid share of 0.73.
-    p_paid_start: float = 0.27
+    p_paid_start: float = 0.29
     #: share of users who register during the window (mini log: 18 Register rows for 225 users).
     p_new_user: float = 0.04
     #: Upgrade page visits per song while free; with submit_upgrade_prob, free users upgrade after
@@ -117,7 +117,7 @@ class SimulatorConfig:
     #: mini log: 12,551 Thumbs Up / 228,108 songs = 0.055 (multiplied by exp(0.1 s) per user).
     thumbs_up: float = 0.052
     #: mini log: 2,546 / 228,108 = 0.011, of which off-taste songs and dissatisfaction add ~20%.
-    thumbs_down: float = 0.0085
+    thumbs_down: float = 0.0080
     #: mini log: 6,526 / 228,108.
     add_playlist: float = 0.0286
     #: mini log: 4,277 / 228,108.
@@ -157,6 +157,8 @@ class SimulatorConfig:
     social_sigma: float = 0.30
     help_sigma: float = 0.10
     ad_sigma: float = 0.20
+    #: log-sd of a per-user error multiplier (device, network): error-prone users get unhappy.
+    error_sigma: float = 0.8
     #: ad tolerance ~ Beta(a, b): how little adverts hurt satisfaction.
     ad_tolerance_a: float = 2.0
     ad_tolerance_b: float = 2.0
@@ -178,7 +180,7 @@ class SimulatorConfig:
     #: weights of one advert (times 1 - ad tolerance) and one error in the bad-experience count
     #: (a thumbs down counts 1, a skipped song 0.5).
     sat_advert_weight: float = 1.0
-    sat_error_weight: float = 3.0
+    sat_error_weight: float = 10.0
     #: bad-experience rate per song regarded as neutral.
     sat_bad_ref: float = 0.04
     #: how satisfaction scales behaviour: exp(+k s) on session rate/length, exp(-k s) on thumbs
@@ -192,7 +194,7 @@ class SimulatorConfig:
     # --- churn -----------------------------------------------------------------------------------
     #: daily hazard of deciding to leave at satisfaction 0; calibrated to ~23% of users cancelling
     #: within 60 days (mini log 52/225).
-    hazard_base: float = 0.0034
+    hazard_base: float = 0.0027
     #: hazard multiplier per unit of dissatisfaction: hazard * exp(-k s). Together with the
     #: leaving phase this sets how learnable churn is (honest ROC-AUC ~0.8 at the defaults).
     hazard_sat_k: float = 3.0
@@ -236,7 +238,7 @@ _P = {name: i for i, name in enumerate(_FIELDS)}
  P_NIGHT, P_PAID0, P_NEW, P_UPG_PAGE, P_SUB_UP, P_DG_PAGE, P_SUB_DOWN, P_TUP, P_TDOWN, P_PLAYLIST,
  P_FRIEND, P_HOME, P_SETTINGS, P_SAVE, P_HELP, P_ABOUT, P_ERROR, P_AD_FREE, P_AD_PAID, P_LOGOUT_MID,
  P_LOGOUT_END, P_LO_PREFIX, P_SESSION_HOME, P_SKIP, P_GAP, P_THUMBS_SIG, P_SOCIAL_SIG, P_HELP_SIG,
- P_AD_SIG, P_ADTOL_A, P_ADTOL_B, P_BREADTH_A, P_BREADTH_B, P_OFFTASTE_TD, P_SAT0, P_SAT_RHO,
+ P_AD_SIG, P_ERR_SIG, P_ADTOL_A, P_ADTOL_B, P_BREADTH_A, P_BREADTH_B, P_OFFTASTE_TD, P_SAT0, P_SAT_RHO,
  P_SAT_NOISE, P_SAT_BAD_W, P_SAT_AD_W, P_SAT_ERR_W, P_SAT_BAD_REF, P_SAT_RATE_K, P_SAT_LEN_K, P_SAT_TD_K, P_SAT_HELP_K,
  P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_DAYS, P_LEAVE_SHAPE, P_LEAVE_SILENT,
  P_LEAVE_RATE, P_LEAVE_LEN, P_LEAVE_TD, P_LEAVE_HELP, P_LEAVE_DG, P_N_SONGS, P_N_ARTISTS,
@@ -408,7 +410,7 @@ def _arrival_weight(t_ms, night_w, weekend_w):
 
 
 @numba.njit(cache=True)
-def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m):
+def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_m):
     """Fill w[1..N_EXTRA] with cumulative visit rates per song; return their total."""
     adv = p[P_AD_FREE] if level == 0 else p[P_AD_PAID]
     w[0] = 0.0
@@ -420,7 +422,7 @@ def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m):
     w[PG_SETTINGS] = p[P_SETTINGS]
     w[PG_HELP] = p[P_HELP] * help_m * np.exp(-p[P_SAT_HELP_K] * sat) * (p[P_LEAVE_HELP] if vis else 1.0)
     w[PG_ABOUT] = p[P_ABOUT]
-    w[PG_ERROR] = p[P_ERROR]
+    w[PG_ERROR] = p[P_ERROR] * err_m
     w[PG_ADVERT] = adv * ad_m
     # paid users rarely open the Upgrade page; free users cannot downgrade
     w[PG_UPGRADE] = p[P_UPG_PAGE] if level == 0 else 0.15 * p[P_UPG_PAGE]
@@ -466,6 +468,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
         soc_m = np.exp(p[P_SOCIAL_SIG] * np.random.standard_normal())
         help_m = np.exp(p[P_HELP_SIG] * np.random.standard_normal())
         ad_m = np.exp(p[P_AD_SIG] * np.random.standard_normal())
+        err_m = np.exp(p[P_ERR_SIG] * np.random.standard_normal() - 0.5 * p[P_ERR_SIG] ** 2)
         ad_tol = np.random.beta(p[P_ADTOL_A], p[P_ADTOL_B])
         breadth = np.random.beta(p[P_BREADTH_A], p[P_BREADTH_B])
         taste_k = 1.0 + 2.0 * np.random.random()  # spread of song picks within the popular head
@@ -558,7 +561,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                     else:
                         pre = PG_LOGIN
             # per-session page weights between songs (recomputed when the level changes)
-            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
+            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_m)
             p_more = tot / (1.0 + tot)  # geometric number of extras per song with mean `tot`
             songs = 0
             bad = 0.0
@@ -620,7 +623,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                             n += 1; item += 1
                             t += int(np.random.exponential(p[P_GAP]) * 1000)
                             level = 1  # the submit row is the last free one
-                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
+                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_m)
                             p_more = tot / (1.0 + tot)
                             break
                     elif pg == PG_DOWNGRADE and level == 1:
@@ -631,7 +634,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                             n += 1; item += 1
                             t += int(np.random.exponential(p[P_GAP]) * 1000)
                             level = 0
-                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m)
+                            tot = _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_m)
                             p_more = tot / (1.0 + tot)
                             break
                     elif pg == PG_LOGOUT:
