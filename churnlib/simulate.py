@@ -936,6 +936,10 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
                     churned += _count_page(table, confirm)
                     df = _decode(table).to_pandas()
                     fh.write(df.to_json(orient="records", lines=True).encode("utf-8"))
+        # mkstemp creates the file 0600; give the log the usual permissions before publishing it
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 
 import numpy as np
@@ -180,6 +181,9 @@ def test_writer_is_atomic_and_rejects_unknown_extensions(tmp_path):
     stats = write_event_log(out, 50, 10, seed=1)
     assert out.exists() and stats["events"] == pq.ParquetFile(out).metadata.num_rows
     assert sorted(p.name for p in out.parent.iterdir()) == ["events.parquet"]  # no temp left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's private 0600
     assert stats["users"] == 50 and stats["seconds"] > 0
 
 
