@@ -175,7 +175,8 @@ class SimulatorConfig:
     sat_rho: float = 0.9
     #: session-to-session noise of satisfaction.
     sat_noise: float = 0.25
-    #: weight of bad experiences per song (thumbs down, intolerated adverts, errors x3, skips/2).
+    #: how strongly the bad-experience rate per song (thumbs down, adverts the user does not
+    #: tolerate, errors, skipped songs) pulls satisfaction down.
     sat_bad_weight: float = 12.0
     #: weights of one advert (times 1 - ad tolerance) and one error in the bad-experience count
     #: (a thumbs down counts 1, a skipped song 0.5).
@@ -232,7 +233,6 @@ class SimulatorConfig:
 
 
 _FIELDS = [f.name for f in dataclasses.fields(SimulatorConfig)]
-_P = {name: i for i, name in enumerate(_FIELDS)}
 # Parameter indices as module constants (Numba freezes globals as compile-time constants).
 (P_RATE_MED, P_RATE_SIG, P_FREE_RATE, P_LEN_MED, P_LEN_SIG, P_FREE_LEN, P_ACT_LEN_CORR, P_WEEKEND,
  P_NIGHT, P_PAID0, P_NEW, P_UPG_PAGE, P_SUB_UP, P_DG_PAGE, P_SUB_DOWN, P_TUP, P_TDOWN, P_PLAYLIST,
@@ -243,6 +243,11 @@ _P = {name: i for i, name in enumerate(_FIELDS)}
  P_SAT_DG_K, P_HAZ_BASE, P_HAZ_SAT_K, P_HAZ_SIG, P_HAZ_SILENT, P_LEAVE_DAYS, P_LEAVE_SHAPE, P_LEAVE_SILENT,
  P_LEAVE_RATE, P_LEAVE_LEN, P_LEAVE_TD, P_LEAVE_HELP, P_LEAVE_DG, P_N_SONGS, P_N_ARTISTS,
  P_POP_EXP, P_LEN_MED_S, P_LEN_SIG_S) = range(len(_FIELDS))
+# the constants above follow the field order: guard it where fields were inserted later
+assert [_FIELDS[i] for i in (P_RATE_MED, P_AD_SIG, P_ERR_SIG, P_SAT_AD_W, P_SAT_ERR_W,
+                             P_LEAVE_DAYS, P_LEAVE_SHAPE, P_LEN_SIG_S)] == [
+    "session_rate_median", "ad_sigma", "error_sigma", "sat_advert_weight", "sat_error_weight",
+    "leaving_days_mean", "leaving_days_shape", "song_length_sigma"]
 
 
 # ------------------------------------------------------------------------------------------------
