@@ -199,7 +199,13 @@ def plot_group_distributions(table: pd.DataFrame, columns: list[str], comparison
         ax.set_ylabel("")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    lead = comparison["effect (rank-biserial)"].abs().idxmax()
+    effects = comparison["effect (rank-biserial)"].abs()
+    if effects.isna().all():  # one group is empty: nothing to compare
+        present = ", ".join(sorted(table[group_col].dropna().unique())) or "no"
+        fig.suptitle(f"No comparison possible: the data holds only {present} users", fontweight="bold")
+        fig.tight_layout()
+        return fig
+    lead = effects.idxmax()
     row = comparison.loc[lead]
     more = "higher" if row["median churned"] > row["median retained"] else "lower"
     if abs(row["effect (rank-biserial)"]) < 0.1:

@@ -88,3 +88,12 @@ def test_daily_activity_leaves_out_partial_edge_days():
     trimmed = eda.daily_activity(pd.DataFrame(rows))
     assert len(full) == 5 and len(trimmed) == 4  # day 4 holds one event at 00:00: the log's cut-off
     assert trimmed.index.equals(full.index[:4])
+
+
+def test_group_plot_says_when_one_group_is_missing():
+    table = pd.DataFrame({"x": [1.0, 2.0, 3.0], "churned": [0, 0, 0]})
+    table["group"] = "retained"
+    comparison = eda.compare_groups(table, ["x"])
+    assert comparison["effect (rank-biserial)"].isna().all()
+    fig = eda.plot_group_distributions(table, ["x"], comparison)
+    assert fig._suptitle.get_text() == "No comparison possible: the data holds only retained users"
