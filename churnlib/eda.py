@@ -50,6 +50,18 @@ def churn_rate(labels: pd.Series) -> Rate:
     return Rate(int(labels.sum()), int(labels.size))
 
 
+def churn_statement(rate: Rate) -> str:
+    """One plain sentence (Markdown) on the churn rate, saying so when a class is missing."""
+    if rate.total == 0:
+        return "The data holds no users: nothing to report on churn."
+    if rate.count == 0:
+        return (f"**No user churned** in this data (0 of {rate.total:,}; 95% CI up to {rate.interval[1]:.1%}): "
+                "churn cannot be described or modelled from it.")
+    if rate.count == rate.total:
+        return f"**Every user churned** ({rate.total:,} of {rate.total:,}): there is no one to compare them with."
+    return f"**{rate}** of users churned."
+
+
 def log_overview(events: pd.DataFrame) -> pd.Series:
     """Size and span of a cleaned event log."""
     first, last = pd.to_datetime(events["ts"].min(), unit="ms"), pd.to_datetime(events["ts"].max(), unit="ms")

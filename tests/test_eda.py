@@ -97,3 +97,9 @@ def test_group_plot_says_when_one_group_is_missing():
     assert comparison["effect (rank-biserial)"].isna().all()
     fig = eda.plot_group_distributions(table, ["x"], comparison)
     assert fig._suptitle.get_text() == "No comparison possible: the data holds only retained users"
+
+
+def test_churn_statement_names_missing_classes():
+    assert eda.churn_statement(eda.churn_rate(pd.Series([0] * 97))).startswith("**No user churned** in this data (0 of 97")
+    assert eda.churn_statement(eda.churn_rate(pd.Series([1] * 3))).startswith("**Every user churned**")
+    assert eda.churn_statement(eda.churn_rate(pd.Series([1, 0, 0, 0]))).startswith("**25.0% (95% CI")
