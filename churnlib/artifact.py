@@ -1,0 +1,237 @@
+"""Save and load the final model: a joblib file plus a JSON manifest that the loader checks first.
+
+``<name>.joblib`` holds the fitted estimator; ``<name>.manifest.json`` holds everything else in
+plain text -- the SHA-256 of the joblib file, library versions, threshold, risk bands, feature
+schema, metrics and the input-data fingerprint. :func:`load_artifact` reads the manifest, checks the
+file's hash and the library versions *before* unpickling, and refuses with :class:`ArtifactError`
+when anything does not match.
+
+The hash guards against corrupted, truncated or modified files and mismatched pairs; it is not a
+signature (whoever can rewrite both files can forge it), so load artifacts only from folders you
+trust: unpickling runs code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+__all__ = ["ArtifactError", "FORMAT_VERSION", "LoadedModel", "library_versions", "load_artifact",
+           "save_artifact"]
+
+#: Bumped when the manifest layout changes incompatibly.
+FORMAT_VERSION = 1
+#: Libraries whose pickles must be read by the same (major, minor) version.
+PINNED_LIBRARIES = ("scikit-learn", "imbalanced-learn", "lightgbm", "xgboost", "numpy", "pandas", "joblib")
+_DIST = {"xgboost": ("xgboost", "xgboost-cpu")}
+
+
+class ArtifactError(RuntimeError):
+    """A model artifact that cannot be trusted or used (tampered, incomplete, incompatible)."""
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries an artifact depends on (None when absent)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for lib in PINNED_LIBRARIES:
+        out[lib] = None
+        for dist in _DIST.get(lib, (lib,)):
+            try:
+                out[lib] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".joblib") + ".manifest.json")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (pd.Timestamp, datetime)):
+        return obj.isoformat()
+    return obj
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(estimator, path: str | os.PathLike, *, threshold: float, risk_bands: dict[str, float],
+                  feature_schema: list[dict[str, str]], id_col: str, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``estimator`` to ``path`` (``.joblib``) and its manifest beside it.
+
+    Parameters
+    ----------
+    estimator
+        Fitted classifier with ``predict_proba``.
+    path : path-like
+        Target ``.joblib`` file; the manifest is ``<stem>.manifest.json`` in the same folder.
+    threshold : float
+        Churn is predicted when the probability is at least this.
+    risk_bands : dict
+        ``{"medium_from": ..., "high_from": ...}``.
+    feature_schema : list of dict
+        ``[{"name": ..., "kind": "numeric" | "categorical"}, ...]`` in model input order.
+    id_col : str
+        The user-id column of the training table (scoring defaults to it).
+    metadata : dict, optional
+        Anything else for the manifest (metrics, data fingerprint, chosen model and why).
+
+    Returns
+    -------
+    pathlib.Path
+        The manifest's path.
+    """
+    path = Path(path)
+    if path.suffix != ".joblib":
+        raise ValueError(f"artifact file must end in .joblib: {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: joblib.dump(estimator, tmp, compress=3))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "artifact": path.name,
+        "sha256": _sha256(path),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "threshold": float(threshold),
+        "risk_bands": {k: float(v) for k, v in risk_bands.items()},
+        "feature_schema": feature_schema,
+        "id_col": id_col,
+        **_jsonable(metadata or {}),
+    }
+    mpath = _manifest_path(path)
+    _atomic_write(mpath, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, allow_nan=False)))
+    return mpath
+
+
+@dataclass
+class LoadedModel:
+    """A verified model with what scoring needs.
+
+    Attributes
+    ----------
+    estimator
+        The fitted classifier.
+    threshold : float
+    risk_bands : dict
+    feature_schema : list of dict
+    id_col : str
+    manifest : dict
+        The full manifest (metrics, fingerprint, versions ...).
+    """
+
+    estimator: Any
+    threshold: float
+    risk_bands: dict[str, float]
+    feature_schema: list[dict[str, str]]
+    id_col: str
+    manifest: dict[str, Any]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.feature_schema]
+
+
+def _major_minor(v: str | None) -> tuple[str, ...] | None:
+    return None if v is None else tuple(v.split(".")[:2])
+
+
+def load_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> LoadedModel:
+    """Load an artifact written by :func:`save_artifact`, refusing anything that does not verify.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.joblib`` file, its ``.manifest.json``, or a folder holding exactly one artifact.
+    check_versions : bool, default True
+        Refuse when a pinned library differs in (major, minor) version from the one that saved it.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ArtifactError
+        Missing file or manifest, unreadable manifest, hash mismatch (tampered or corrupted),
+        incompatible library versions or manifest format.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.joblib"))
+        if len(found) != 1:
+            raise ArtifactError(f"{path}: expected exactly one .joblib artifact, found {len(found)}")
+        path = found[0]
+    if path.name.endswith(".manifest.json"):
+        path = path.with_name(path.name.removesuffix(".manifest.json") + ".joblib")
+    mpath = _manifest_path(path)
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    if not mpath.is_file():
+        raise ArtifactError(f"manifest not found: {mpath} (refusing to unpickle an unverified model)")
+    try:
+        manifest = json.loads(mpath.read_text())
+        expected = manifest["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"unreadable manifest {mpath}: {exc}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{mpath}: manifest format {manifest.get('format_version')!r}, this churnlib "
+                            f"reads format {FORMAT_VERSION}; retrain the model")
+    actual = _sha256(path)
+    if actual != expected:
+        raise ArtifactError(f"{path}: SHA-256 does not match the manifest (expected {expected[:16]}..., "
+                            f"got {actual[:16]}...): the file was modified or corrupted; refusing to load it")
+    if check_versions:
+        here = library_versions()
+        saved = manifest.get("versions", {})
+        bad = [f"{lib} {saved.get(lib)} (installed {here.get(lib)})" for lib in PINNED_LIBRARIES
+               if _major_minor(saved.get(lib)) != _major_minor(here.get(lib))]
+        if bad:
+            raise ArtifactError(f"{path}: saved with incompatible library versions: {', '.join(bad)}; "
+                                "retrain the model or install the versions it was saved with")
+    try:
+        estimator = joblib.load(path)
+    except Exception as exc:  # a verified file that still fails to unpickle: say so plainly
+        raise ArtifactError(f"{path}: cannot unpickle the model: {type(exc).__name__}: {exc}") from None
+    return LoadedModel(estimator=estimator, threshold=float(manifest["threshold"]),
+                       risk_bands=manifest["risk_bands"], feature_schema=manifest["feature_schema"],
+                       id_col=manifest.get("id_col", "userId"), manifest=manifest)

@@ -1,0 +1,839 @@
+"""Model registry, imbalance strategies, comparison, bounded search and the ``train`` command.
+
+Every candidate is one imbalanced-learn :class:`~imblearn.pipeline.Pipeline`:
+``coerce -> preprocess (impute, scale, one-hot) -> [resample] -> model``. Cross-validation refits
+the whole pipeline inside each training fold, so imputation statistics, scaling and synthetic
+samples never see the rows they are scored on (resamplers act only during ``fit``).
+
+The training flow (:func:`run_training`, used by ``04_models`` and ``python -m churnlib train``):
+
+1. hold out a test part (a given split column, else a stratified, group-aware fraction);
+2. compare models x imbalance strategies with repeated CV on the training part
+   (:mod:`churnlib.evaluation`: metrics with bootstrap intervals);
+3. choose the best by cross-validated PR-AUC and tune it with a bounded random search;
+4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
+5. refit on the whole training part, score the holdout once, run the label-permutation test;
+6. :meth:`TrainingResult.save` writes the artifact (:mod:`churnlib.artifact`) and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import RandomizedSearchCV
+from sklearn.pipeline import Pipeline as SkPipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from churnlib import evaluation as ev
+from churnlib import thresholds as th
+
+__all__ = [
+    "MODELS",
+    "STRATEGIES",
+    "Candidate",
+    "TrainingResult",
+    "compare_models",
+    "feature_frame",
+    "load_training_table",
+    "make_pipeline",
+    "resampling_leak_demo",
+    "run_training",
+    "search_model",
+    "supports",
+    "train_command",
+]
+
+#: Models in order of increasing complexity (the dummy is the no-skill baseline).
+MODELS: tuple[str, ...] = ("dummy", "logreg", "knn", "random_forest", "extra_trees", "hist_gb",
+                           "lightgbm", "xgboost")
+#: Imbalance strategies. ``class_weight`` is ``scale_pos_weight`` for XGBoost.
+STRATEGIES: tuple[str, ...] = ("none", "class_weight", "smote", "adasyn", "undersample", "smoteenn")
+
+_NO_CLASS_WEIGHT = {"dummy", "knn"}
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines
+# --------------------------------------------------------------------------------------------
+
+def _coerce(X: pd.DataFrame) -> pd.DataFrame:
+    """Booleans to float, text/categories to object with NaN for missing (what sklearn expects)."""
+    X = pd.DataFrame(X).copy()
+    for c in X.columns:
+        s = X[c]
+        if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_float_dtype(s)):
+            X[c] = s.astype("float64")
+        elif not pd.api.types.is_numeric_dtype(s):
+            X[c] = s.astype(object).where(s.notna(), np.nan)
+    return X
+
+
+def make_preprocessor() -> SkPipeline:
+    """Coerce dtypes, then median-impute (+ missing flags) and scale numbers, one-hot categories.
+
+    Columns are picked by dtype when the pipeline is fitted, so the same preprocessor serves an
+    event-feature table and any snapshot table.
+    """
+    numeric = SkPipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                                   keep_empty_features=True)),
+                          ("scale", StandardScaler())])
+    categorical = SkPipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                              ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=20,
+                                                       sparse_output=False))])
+    columns = ColumnTransformer([
+        ("num", numeric, make_column_selector(dtype_include="number")),
+        ("cat", categorical, make_column_selector(dtype_include=object)),
+    ], verbose_feature_names_out=False)
+    return SkPipeline(_prep_steps(columns))
+
+
+def _prep_steps(columns: ColumnTransformer | None = None) -> list[tuple[str, Any]]:
+    # imbalanced-learn refuses a nested Pipeline as a step, so the candidates take these flat.
+    if columns is None:
+        columns = make_preprocessor().steps[1][1]
+    return [("coerce", FunctionTransformer(_coerce)), ("prep", columns)]
+
+
+def supports(model: str, strategy: str) -> bool:
+    """Whether ``strategy`` applies to ``model`` (class weights need a model that takes them)."""
+    if model == "dummy":  # the no-skill baseline: resampling it only moves its constant
+        return strategy == "none"
+    return not (strategy == "class_weight" and model in _NO_CLASS_WEIGHT)
+
+
+def _estimator(model: str, balanced: bool, pos_weight: float, seed: int, n_jobs: int):
+    cw = "balanced" if balanced else None
+    if model == "dummy":
+        from sklearn.dummy import DummyClassifier
+        return DummyClassifier(strategy="prior")
+    if model == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        return LogisticRegression(max_iter=2000, class_weight=cw)
+    if model == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+        return KNeighborsClassifier(n_neighbors=25, weights="distance", n_jobs=n_jobs)
+    if model == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+        return RandomForestClassifier(n_estimators=200, min_samples_leaf=3, class_weight=cw,
+                                      random_state=seed, n_jobs=n_jobs)
+    if model == "extra_trees":
+        from sklearn.ensemble import ExtraTreesClassifier
+        return ExtraTreesClassifier(n_estimators=200, min_samples_leaf=3, class_weight=cw,
+                                    random_state=seed, n_jobs=n_jobs)
+    if model == "hist_gb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, class_weight=cw,
+                                              early_stopping=False, random_state=seed)
+    if model == "lightgbm":
+        from lightgbm import LGBMClassifier
+        return LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10,
+                              subsample=0.8, subsample_freq=1, colsample_bytree=0.8, class_weight=cw,
+                              random_state=seed, n_jobs=n_jobs, verbose=-1)
+    if model == "xgboost":
+        from xgboost import XGBClassifier
+        return XGBClassifier(n_estimators=200, learning_rate=0.05, max_depth=4, subsample=0.8,
+                             colsample_bytree=0.8, tree_method="hist", eval_metric="logloss",
+                             scale_pos_weight=pos_weight if balanced else 1.0,
+                             random_state=seed, n_jobs=n_jobs)
+    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+
+
+def _sampler(strategy: str, seed: int):
+    if strategy in ("none", "class_weight"):
+        return None
+    if strategy == "smote":
+        from imblearn.over_sampling import SMOTE
+        return SMOTE(random_state=seed, k_neighbors=5)
+    if strategy == "adasyn":
+        from imblearn.over_sampling import ADASYN
+        return ADASYN(random_state=seed, n_neighbors=5)
+    if strategy == "undersample":
+        from imblearn.under_sampling import RandomUnderSampler
+        return RandomUnderSampler(random_state=seed)
+    if strategy == "smoteenn":
+        from imblearn.combine import SMOTEENN
+        return SMOTEENN(random_state=seed)
+    raise ValueError(f"unknown imbalance strategy {strategy!r}; choose from {STRATEGIES}")
+
+
+def make_pipeline(model: str, strategy: str = "none", *, pos_weight: float = 1.0, seed: int = 0,
+                  n_jobs: int = 1):
+    """One candidate: preprocessing, optional resampler and model in an imbalanced-learn Pipeline.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`MODELS`.
+    strategy : str, default "none"
+        One of :data:`STRATEGIES`; resamplers act only when the pipeline is fitted, i.e. only on
+        training folds.
+    pos_weight : float, default 1.0
+        Negatives per positive in the training data (XGBoost's ``scale_pos_weight`` under
+        ``class_weight``).
+    seed : int
+        Random state of the model and resampler.
+    n_jobs : int
+        Threads for models that take them.
+
+    Returns
+    -------
+    imblearn.pipeline.Pipeline
+        Steps ``coerce``, ``prep``, optionally ``resample``, and ``model``.
+    """
+    from imblearn.pipeline import Pipeline
+
+    if not supports(model, strategy):
+        raise ValueError(f"strategy {strategy!r} does not apply to model {model!r}")
+    steps = _prep_steps()
+    sampler = _sampler(strategy, seed)
+    if sampler is not None:
+        steps.append(("resample", sampler))
+    steps.append(("model", _estimator(model, strategy == "class_weight", pos_weight, seed, n_jobs)))
+    return Pipeline(steps)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+def feature_frame(table: pd.DataFrame, id_col: str, label_col: str,
+                  drop: Iterable[str] = ()) -> pd.DataFrame:
+    """The model inputs of a table: every column but id, label, ``drop`` and date/time columns."""
+    skip = {id_col, label_col, *drop}
+    keep = [c for c in table.columns if c not in skip
+            and not pd.api.types.is_datetime64_any_dtype(table[c])
+            and not pd.api.types.is_timedelta64_dtype(table[c])]
+    if not keep:
+        raise ValueError(f"no feature columns left after removing {sorted(skip)} and date columns")
+    return table[keep]
+
+
+def load_training_table(path: str | os.PathLike, id_col: str, label_col: str) -> pd.DataFrame:
+    """Read a feature table (``churnlib features`` parquet, one row per user and date) or a snapshot.
+
+    A parquet file holding ``userId``, ``as_of`` and ``churned`` is a stacked feature table and is
+    read as it is (a user may appear once per date); anything else goes through
+    :func:`churnlib.load.load_snapshot` (validation, one row per user).
+    """
+    from churnlib.features import KEY_COLUMNS
+    from churnlib.load import load_snapshot
+
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        if set(KEY_COLUMNS) <= set(names):
+            table = pd.read_parquet(path)
+            for c in (id_col, label_col):
+                if c not in table.columns:
+                    raise ValueError(f"{path}: no column {c!r}; columns: {list(table.columns)}")
+            table[id_col] = table[id_col].astype(str)
+            table[label_col] = table[label_col].astype("int64")
+            return table
+    return load_snapshot(path, id_col=id_col, label_col=label_col).table
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Candidate:
+    """One model x strategy, evaluated by CV on the training part and once on the holdout.
+
+    Attributes
+    ----------
+    model, strategy : str
+        Registry names.
+    cv : pandas.DataFrame
+        Cross-validated metrics (``value``, ``low``, ``high`` per metric).
+    threshold : float
+        F1-optimal threshold on the out-of-fold predictions.
+    oof : numpy.ndarray
+        Out-of-fold probabilities, shape (n_repeats, n_train).
+    holdout : pandas.DataFrame or None
+        Holdout metrics at ``threshold`` after refitting on all training rows.
+    holdout_proba : numpy.ndarray or None
+        Holdout probabilities.
+    seconds : float
+        Wall time of the evaluation.
+    error : str or None
+        Why the candidate failed (e.g. a resampler that cannot run on this data).
+    params : dict
+        Hyperparameters set on top of the registry defaults.
+    """
+
+    model: str
+    strategy: str
+    cv: pd.DataFrame | None = None
+    threshold: float = float("nan")
+    oof: np.ndarray | None = None
+    holdout: pd.DataFrame | None = None
+    holdout_proba: np.ndarray | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} / {self.strategy}"
+
+
+def _pos_weight(y: np.ndarray) -> float:
+    y = np.asarray(y)
+    return float((y == 0).sum() / max(1, (y == 1).sum()))
+
+
+def evaluate_candidate(pipe, model: str, strategy: str, X: pd.DataFrame, y: np.ndarray,
+                       groups: np.ndarray | None, splits, *, X_test: pd.DataFrame | None = None,
+                       y_test: np.ndarray | None = None, groups_test: np.ndarray | None = None,
+                       n_bootstrap: int = 200, seed: int = 0, n_jobs: int = 1, params: dict | None = None) -> Candidate:
+    """Cross-validate one pipeline (and score the holdout when given); failures are recorded, not raised."""
+    t0 = time.perf_counter()
+    cand = Candidate(model, strategy, params=dict(params or {}))
+    try:
+        oof = ev.oof_predict(pipe, X, y, splits, n_jobs=n_jobs)
+        hard = th.cross_fitted_decisions(y, oof, splits)
+        cand.oof = oof
+        cand.cv = ev.evaluate_predictions(y, oof, hard, groups, n_bootstrap=n_bootstrap, seed=seed)
+        cand.threshold = th.f1_threshold(np.tile(y, oof.shape[0]), oof.ravel())
+        if X_test is not None:
+            fitted = clone(pipe).fit(X, y)
+            p = fitted.predict_proba(X_test)[:, 1]
+            cand.holdout_proba = p
+            cand.holdout = ev.evaluate_predictions(y_test, p, p >= cand.threshold, groups_test,
+                                                   n_bootstrap=n_bootstrap, seed=seed)
+    except (ValueError, RuntimeError) as exc:  # e.g. ADASYN finding no neighbour to synthesise from
+        cand.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    cand.seconds = time.perf_counter() - t0
+    return cand
+
+
+def compare_models(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None, *,
+                   models: Sequence[str] = ("dummy", "logreg", "lightgbm"),
+                   strategies: Sequence[str] = ("none", "class_weight"),
+                   n_splits: int = 3, n_repeats: int = 1, X_test: pd.DataFrame | None = None,
+                   y_test: np.ndarray | None = None, groups_test: np.ndarray | None = None,
+                   n_bootstrap: int = 200, seed: int = 0, n_jobs: int = 1) -> list[Candidate]:
+    """Evaluate every applicable model x strategy on the same CV splits.
+
+    Parameters
+    ----------
+    X, y, groups
+        Training features, labels and user ids (group-aware folds when ids repeat).
+    models, strategies : sequences of str
+        From :data:`MODELS` and :data:`STRATEGIES`; inapplicable pairs are skipped.
+    n_splits, n_repeats : int
+        Repeated stratified (group) K-fold.
+    X_test, y_test, groups_test
+        Holdout, scored once per candidate after refitting on all training rows (optional).
+    n_bootstrap : int
+        Bootstrap replicates for intervals.
+    seed, n_jobs : int
+        Seed and parallel folds.
+
+    Returns
+    -------
+    list of Candidate
+    """
+    y = np.asarray(y).astype(int)
+    splits = ev.cv_splits(y, groups, n_splits, n_repeats, seed)
+    out = []
+    for model in models:
+        for strategy in strategies:
+            if not supports(model, strategy):
+                continue
+            pipe = make_pipeline(model, strategy, pos_weight=_pos_weight(y), seed=seed, n_jobs=1)
+            out.append(evaluate_candidate(pipe, model, strategy, X, y, groups, splits, X_test=X_test,
+                                          y_test=y_test, groups_test=groups_test,
+                                          n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs))
+    return out
+
+
+def comparison_table(candidates: Sequence[Candidate], where: str = "cv") -> pd.DataFrame:
+    """Long table: model, strategy, metric, value, low, high (``where`` is ``"cv"`` or ``"holdout"``)."""
+    rows = []
+    for c in candidates:
+        res = getattr(c, where)
+        if res is None:
+            continue
+        for metric, r in res.iterrows():
+            rows.append({"model": c.model, "strategy": c.strategy, "metric": metric,
+                         "value": r["value"], "low": r["low"], "high": r["high"]})
+    return pd.DataFrame(rows, columns=["model", "strategy", "metric", "value", "low", "high"])
+
+
+def summary_table(candidates: Sequence[Candidate], where: str = "cv",
+                  metrics: Sequence[str] = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier")) -> pd.DataFrame:
+    """Wide display table: one row per candidate, ``value (low–high)`` per metric, plus threshold."""
+    rows = []
+    for c in candidates:
+        res = getattr(c, where)
+        row = {"model": c.model, "strategy": c.strategy}
+        if res is None:
+            row.update({m: (c.error or "n/a") for m in metrics})
+        else:
+            row.update({m: ev.format_interval(res.loc[m]) for m in metrics})
+        row["threshold"] = round(c.threshold, 3) if np.isfinite(c.threshold) else None
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "strategy"])
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded hyperparameter search
+# --------------------------------------------------------------------------------------------
+
+def _space(model: str) -> dict[str, Any]:
+    u, lu, ri = stats.uniform, stats.loguniform, stats.randint
+    spaces = {
+        "logreg": {"model__C": lu(1e-3, 1e2)},
+        "knn": {"model__n_neighbors": ri(5, 80), "model__weights": ["uniform", "distance"]},
+        "random_forest": {"model__max_depth": [None, 4, 8, 16], "model__min_samples_leaf": ri(1, 40),
+                          "model__max_features": ["sqrt", 0.5, 1.0]},
+        "hist_gb": {"model__learning_rate": lu(0.01, 0.3), "model__max_leaf_nodes": ri(7, 63),
+                    "model__min_samples_leaf": ri(5, 80), "model__l2_regularization": lu(1e-3, 10)},
+        "lightgbm": {"model__learning_rate": lu(0.01, 0.3), "model__num_leaves": ri(7, 63),
+                     "model__min_child_samples": ri(5, 80), "model__reg_lambda": lu(1e-3, 10),
+                     "model__colsample_bytree": u(0.5, 0.5)},
+        "xgboost": {"model__learning_rate": lu(0.01, 0.3), "model__max_depth": ri(2, 8),
+                    "model__min_child_weight": lu(1, 20), "model__reg_lambda": lu(1e-2, 10),
+                    "model__colsample_bytree": u(0.5, 0.5)},
+    }
+    spaces["extra_trees"] = spaces["random_forest"]
+    return spaces.get(model, {})
+
+
+def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, splits, *, budget: int = 8,
+                 method: str = "random", seed: int = 0, n_jobs: int = 1) -> tuple[dict, float]:
+    """Bounded hyperparameter search, scored by PR-AUC on the given training-part folds.
+
+    Parameters
+    ----------
+    pipe
+        The candidate pipeline (registry defaults).
+    model : str
+        Registry name (selects the search space).
+    X, y, splits
+        Training part and one partition of it.
+    budget : int, default 8
+        Candidates tried (random search) or initial candidates (successive halving).
+    method : {"random", "halving"}
+        ``RandomizedSearchCV`` or ``HalvingRandomSearchCV``.
+    seed, n_jobs : int
+
+    Returns
+    -------
+    (dict, float)
+        The best parameters and their cross-validated PR-AUC ({} and nan when there is nothing to tune).
+    """
+    space = _space(model)
+    if not space or budget <= 0:
+        return {}, float("nan")
+    if method == "halving":
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+        from sklearn.model_selection import HalvingRandomSearchCV
+
+        search = HalvingRandomSearchCV(pipe, space, n_candidates=budget, scoring="average_precision",
+                                       cv=splits, random_state=seed, n_jobs=n_jobs, refit=False)
+    elif method == "random":
+        search = RandomizedSearchCV(pipe, space, n_iter=budget, scoring="average_precision", cv=splits,
+                                    random_state=seed, n_jobs=n_jobs, refit=False, error_score=np.nan)
+    else:
+        raise ValueError(f"unknown search method {method!r}: 'random' or 'halving'")
+    search.fit(X, y)
+    return dict(search.best_params_), float(search.best_score_)
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling before the split: the mistake, measured
+# --------------------------------------------------------------------------------------------
+
+def resampling_leak_demo(X: pd.DataFrame, y: np.ndarray, model: str = "random_forest",
+                         strategy: str = "smote", n_splits: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Scores with resampling inside the training folds vs resampling the whole table first.
+
+    The wrong way preprocesses and resamples all rows, then cross-validates on the result:
+    synthetic minority rows interpolated from a test row's neighbours (or duplicates of it) sit in
+    the training folds, and the test folds are balanced unlike real data, so the scores inflate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``["inside folds (correct)", "before the split (leaky)"]``; columns ROC-AUC, PR-AUC,
+        F1 at 0.5 (means over folds) and the test folds' churn rate.
+    """
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y).astype(int)
+    rows = {}
+    correct = make_pipeline(model, strategy, seed=seed)
+    leaky_prep = make_preprocessor()
+    Xt = leaky_prep.fit_transform(X)
+    Xr, yr = _sampler(strategy, seed).fit_resample(Xt, y)
+    bare = _estimator(model, False, 1.0, seed, 1)
+    for label, (data, labels, est) in {"inside folds (correct)": (X, y, correct),
+                                       "before the split (leaky)": (Xr, yr, bare)}.items():
+        scores = []
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for train, test in cv.split(np.zeros(len(labels)), labels):
+            tr = data.iloc[train] if isinstance(data, pd.DataFrame) else data[train]
+            te = data.iloc[test] if isinstance(data, pd.DataFrame) else data[test]
+            fitted = clone(est).fit(tr, labels[train])
+            p = fitted.predict_proba(te)[:, 1]
+            scores.append([roc_auc_score(labels[test], p), average_precision_score(labels[test], p),
+                           f1_score(labels[test], p >= 0.5), labels[test].mean()])
+        rows[label] = np.mean(scores, axis=0)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["roc_auc", "pr_auc", "f1", "test_churn_rate"])
+
+
+# --------------------------------------------------------------------------------------------
+# The whole training flow
+# --------------------------------------------------------------------------------------------
+
+#: Name of the final artifact in ``models/`` (with ``.manifest.json`` and ``metrics.json`` beside it).
+ARTIFACT_NAME = "churn_model.joblib"
+
+
+def _records(res: pd.DataFrame | None) -> dict | None:
+    if res is None:
+        return None
+    return {m: {k: (float(v) if np.isfinite(v) else None) for k, v in r.items()} for m, r in res.iterrows()}
+
+
+@dataclass
+class TrainingResult:
+    """Everything :func:`run_training` decided and measured.
+
+    Attributes
+    ----------
+    candidates : list of Candidate
+        The comparison (CV on the training part, and each candidate once on the holdout).
+    chosen : Candidate
+        The final configuration (tuned when the search helped), cross-validated.
+    reason : str
+        Why it was chosen.
+    search : dict
+        Search method, budget, best parameters and their CV score, and whether they were kept.
+    calibration : churnlib.thresholds.CalibrationChoice
+    threshold : float
+        The decision threshold (chosen on out-of-fold predictions).
+    thresholds : dict
+        ``{"f1": ..., "cost": ...}`` (cost only when both costs are given) and the rule used.
+    bands : churnlib.thresholds.RiskBands
+    model
+        The final estimator refitted on all training rows (calibrated when that helped).
+    holdout : pandas.DataFrame
+        Headline metrics of ``model`` on the holdout, with intervals.
+    holdout_proba, y_test : numpy.ndarray
+        Holdout probabilities and labels (for curves).
+    oof, y_train : numpy.ndarray
+        Out-of-fold probabilities (calibrated when calibrating) and training labels.
+    permutation : churnlib.evaluation.PermutationResult
+    feature_schema : list of dict
+    info : dict
+        Data sizes, split description, settings.
+    """
+
+    candidates: list[Candidate]
+    chosen: Candidate
+    reason: str
+    search: dict
+    calibration: th.CalibrationChoice
+    threshold: float
+    thresholds: dict
+    bands: th.RiskBands
+    model: Any
+    holdout: pd.DataFrame
+    holdout_proba: np.ndarray
+    y_test: np.ndarray
+    oof: np.ndarray
+    y_train: np.ndarray
+    permutation: ev.PermutationResult
+    feature_schema: list[dict[str, str]]
+    info: dict
+
+    @property
+    def signal_detected(self) -> bool:
+        """The permutation test is significant and the holdout ROC-AUC interval lies above 0.5."""
+        return self.permutation.significant and self.holdout.loc["roc_auc", "low"] > 0.5
+
+    def signal_statement(self) -> str:
+        """Plain sentence on whether the table carries a detectable churn signal."""
+        auc = ev.format_interval(self.holdout.loc["roc_auc"])
+        if self.signal_detected:
+            return (f"Signal detected: holdout ROC-AUC {auc} and the permutation test is significant "
+                    f"(p = {self.permutation.p_value:.3f}).")
+        return (f"No detectable signal: holdout ROC-AUC {auc}"
+                + (" covers 0.5" if self.holdout.loc["roc_auc", "low"] <= 0.5 else "")
+                + f", permutation p = {self.permutation.p_value:.3f}. The models do no better than chance "
+                "on this table; do not act on their scores.")
+
+    def metrics(self) -> dict[str, Any]:
+        """The content of ``metrics.json``."""
+        c = self.chosen
+        return {
+            "data": self.info["data"],
+            "settings": self.info["settings"],
+            "candidates": [{"model": k.model, "strategy": k.strategy, "threshold_f1_oof": k.threshold,
+                            "cv": _records(k.cv), "holdout": _records(k.holdout), "error": k.error,
+                            "seconds": round(k.seconds, 2)} for k in self.candidates],
+            "chosen": {
+                "model": c.model, "strategy": c.strategy, "params": c.params, "reason": self.reason,
+                "search": self.search,
+                "calibration": {"method": self.calibration.method, "brier_oof": self.calibration.brier,
+                                "why": self.calibration.reason()},
+                "threshold": {"value": self.threshold, **self.thresholds},
+                "risk_bands": {"low": f"p < {self.bands.medium_from:.4f}",
+                               "medium": f"{self.bands.medium_from:.4f} <= p < {self.bands.high_from:.4f}",
+                               "high": f"p >= {self.bands.high_from:.4f}",
+                               "medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
+                "cv": _records(c.cv),
+                "holdout": _records(self.holdout),
+            },
+            "permutation_test": {"roc_auc_cv": self.permutation.score, "p_value": self.permutation.p_value,
+                                 "n_permutations": len(self.permutation.permuted),
+                                 "mean_permuted_roc_auc": float(np.mean(self.permutation.permuted)),
+                                 "significant": self.permutation.significant,
+                                 "statement": self.permutation.statement()},
+            "signal_detected": self.signal_detected,
+            "signal_statement": self.signal_statement(),
+        }
+
+    def key_numbers(self) -> dict[str, str]:
+        """Headline numbers for the report index."""
+        h = self.holdout
+        return {
+            "Chosen model": f"{self.chosen.model} ({self.chosen.strategy})",
+            "Holdout ROC-AUC": ev.format_interval(h.loc["roc_auc"]),
+            "Holdout PR-AUC": ev.format_interval(h.loc["pr_auc"]),
+            "Holdout F1": ev.format_interval(h.loc["f1"]),
+            "Threshold": f"{self.threshold:.3f} ({self.thresholds['rule']})",
+            "Permutation p": f"{self.permutation.p_value:.3f}",
+            "Signal detected": "yes" if self.signal_detected else "no",
+        }
+
+    def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None) -> dict[str, Path]:
+        """Write the artifact, its manifest and ``metrics.json`` into ``out_dir``.
+
+        Returns
+        -------
+        dict
+            Paths under keys ``artifact``, ``manifest``, ``metrics``.
+        """
+        from churnlib.artifact import library_versions, save_artifact
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = self.metrics()
+        metrics["data"]["fingerprint"] = data_fingerprint
+        metrics["versions"] = library_versions()
+        chosen = metrics["chosen"]
+        manifest = save_artifact(
+            self.model, out / ARTIFACT_NAME, threshold=self.threshold,
+            risk_bands={"medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
+            feature_schema=self.feature_schema, id_col=self.info["data"]["id_col"],
+            metadata={"model": {k: chosen[k] for k in ("model", "strategy", "params", "reason")},
+                      "calibration": chosen["calibration"]["method"],
+                      "threshold_rule": self.thresholds["rule"],
+                      "holdout": chosen["holdout"], "cv": chosen["cv"],
+                      "signal_detected": self.signal_detected,
+                      "data_fingerprint": data_fingerprint, "data": metrics["data"]})
+        from churnlib.artifact import _jsonable
+
+        mpath = out / "metrics.json"
+        mpath.write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False))
+        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
+
+
+def _schema(X: pd.DataFrame) -> list[dict[str, str]]:
+    return [{"name": c, "kind": "numeric" if (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+             else "categorical", "dtype": str(X[c].dtype)} for c in X.columns]
+
+
+def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
+                 models: Sequence[str] = ("dummy", "logreg", "random_forest", "lightgbm"),
+                 strategies: Sequence[str] = ("none", "class_weight", "smote"),
+                 n_splits: int = 3, n_repeats: int = 1, search_budget: int = 6, search_method: str = "random",
+                 n_permutations: int = 19, n_bootstrap: int = 200, holdout_fraction: float = 0.2,
+                 cost_fn: float | None = None, cost_fp: float | None = None, exclude: Sequence[str] = (),
+                 alpha: float = 0.05, seed: int = 0, n_jobs: int = 1) -> TrainingResult:
+    """Hold out, compare, tune, calibrate, set the threshold, refit, evaluate once, test for signal.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A feature table (one row per user and date) or a snapshot table (one row per user).
+    id_col, label_col : str
+        User id (folds and holdout keep a user's rows together) and 0/1 label.
+    split_col : str, optional
+        Column marking rows ``train``/``test``; otherwise a stratified group holdout of
+        ``holdout_fraction``.
+    models, strategies : sequences of str
+        Candidates (:data:`MODELS` x :data:`STRATEGIES`).
+    n_splits, n_repeats : int
+        Repeated stratified (group) K-fold on the training part.
+    search_budget : int
+        Parameter settings tried for the leading model (0: no search).
+    search_method : {"random", "halving"}
+    n_permutations : int
+        Label permutations for the signal test.
+    n_bootstrap : int
+        Bootstrap replicates for every interval.
+    holdout_fraction : float
+        Held-out share when no split column is given.
+    cost_fn, cost_fp : float, optional
+        Cost of a missed churner and of a wasted retention offer; when both are given the threshold
+        minimises the expected cost instead of maximising F1.
+    exclude : sequence of str
+        Further columns that must not be features (e.g. a known leak).
+    alpha : float
+        Significance level of the permutation test.
+    seed, n_jobs : int
+
+    Returns
+    -------
+    TrainingResult
+    """
+    if split_col is not None and split_col not in table.columns:
+        raise ValueError(f"split column {split_col!r} not in the table; columns: {list(table.columns)}")
+    X_all = feature_frame(table, id_col, label_col, drop=[c for c in (split_col, *exclude) if c])
+    y_all = table[label_col].to_numpy().astype(int)
+    g_all = table[id_col].astype(str).to_numpy()
+    test = ev.holdout_split(y_all, g_all, table[split_col] if split_col else None, holdout_fraction, seed)
+    X, y, g = X_all[~test].reset_index(drop=True), y_all[~test], g_all[~test]
+    X_te, y_te, g_te = X_all[test].reset_index(drop=True), y_all[test], g_all[test]
+    if split_col is None:
+        split_text = f"stratified group holdout of {test.mean():.0%} of rows (seed {seed})"
+    else:
+        split_text = f"split column {split_col!r}"
+    shared = sorted(set(g) & set(g_te))
+
+    candidates = compare_models(X, y, g, models=models, strategies=strategies, n_splits=n_splits,
+                                n_repeats=n_repeats, X_test=X_te, y_test=y_te, groups_test=g_te,
+                                n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs)
+    usable = [c for c in candidates if c.cv is not None and c.model != "dummy"]
+    if not usable:
+        errors = "; ".join(f"{c.name}: {c.error}" for c in candidates if c.error)
+        raise RuntimeError(f"no model could be evaluated ({errors or 'only the dummy baseline was requested'})")
+    sel = "pr_auc"
+    ranked = sorted(usable, key=lambda c: -c.cv.loc[sel, "value"])
+    best = ranked[0]
+    dummy = next((c for c in candidates if c.model == "dummy" and c.cv is not None), None)
+
+    splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
+    pipe = make_pipeline(best.model, best.strategy, pos_weight=_pos_weight(y), seed=seed)
+    params, search_score = search_model(pipe, best.model, X, y, splits[0], budget=search_budget,
+                                        method=search_method, seed=seed, n_jobs=n_jobs)
+    final, final_pipe, kept = best, pipe, False
+    if params:
+        tuned_pipe = clone(pipe).set_params(**params)
+        tuned = evaluate_candidate(tuned_pipe, best.model, best.strategy, X, y, g, splits,
+                                   n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, params=params)
+        if tuned.cv is not None and tuned.cv.loc[sel, "value"] > best.cv.loc[sel, "value"]:
+            final, final_pipe, kept = tuned, tuned_pipe, True
+    search = {"method": search_method, "budget": search_budget, "best_params": _jsonable_params(params),
+              "best_cv_pr_auc": search_score, "kept": kept,
+              "why": ("no search space or budget" if not params else
+                      "tuned parameters raise the cross-validated PR-AUC" if kept else
+                      "registry defaults scored at least as well; tuned parameters not kept")}
+
+    reason = (f"highest cross-validated PR-AUC among {len(usable)} candidates: "
+              f"{ev.format_interval(best.cv.loc[sel])}")
+    if len(ranked) > 1:
+        reason += f"; runner-up {ranked[1].name} {ranked[1].cv.loc[sel, 'value']:.3f}"
+    if dummy is not None:
+        base = dummy.cv.loc[sel, "value"]
+        reason += f"; no-skill baseline (churn rate) {base:.3f}"
+        if best.cv.loc[sel, "low"] <= base:
+            reason += " -- not clearly better than the baseline: its interval includes it"
+
+    calibration = th.choose_calibration(y, final.oof, seed=seed)
+    p_oof = calibration.calibrated_oof
+    thresholds = {"f1": th.f1_threshold(y, p_oof)}
+    if cost_fn is not None and cost_fp is not None:
+        thresholds["cost"] = th.cost_threshold(y, p_oof, cost_fn, cost_fp)
+        thresholds.update(rule="cost", costs={"missed_churner": cost_fn, "wasted_offer": cost_fp},
+                          why=f"minimises {cost_fn:g} x missed churners + {cost_fp:g} x wasted offers "
+                              "on out-of-fold predictions of the training part")
+    else:
+        thresholds.update(rule="f1", why="maximises F1 on out-of-fold predictions of the training part "
+                                         "(no costs given)")
+    threshold = thresholds[thresholds["rule"]]
+
+    fitted = clone(final_pipe).fit(X, y)
+    model = fitted if calibration.method is None else th.CalibratedModel(
+        fitted, calibration.method, np.atleast_2d(final.oof).mean(axis=0), y)
+    p_test = model.predict_proba(X_te)[:, 1]
+    holdout = ev.evaluate_predictions(y_te, p_test, p_test >= threshold, g_te, n_bootstrap=n_bootstrap, seed=seed)
+    permutation = ev.permutation_test(final_pipe, X, y, g, n_splits=n_splits, n_permutations=n_permutations,
+                                      seed=seed, n_jobs=n_jobs, alpha=alpha)
+    info = {
+        "data": {"rows": int(len(y_all)), "rows_train": int(len(y)), "rows_test": int(len(y_te)),
+                 "users": int(len(set(g_all))), "churn_rate_train": float(y.mean()),
+                 "churn_rate_test": float(y_te.mean()), "id_col": id_col, "label_col": label_col,
+                 "split": split_text, "users_in_both_parts": len(shared),
+                 "features": int(X_all.shape[1]), "excluded_columns": [c for c in (split_col, *exclude) if c]},
+        "settings": {"models": list(models), "strategies": list(strategies), "n_splits": n_splits,
+                     "n_repeats": n_repeats, "group_aware": bool(len(set(g)) < len(g)),
+                     "search_budget": search_budget, "search_method": search_method,
+                     "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
+                     "holdout_fraction": holdout_fraction if split_col is None else None,
+                     "cost_fn": cost_fn, "cost_fp": cost_fp, "selection_metric": sel, "alpha": alpha,
+                     "seed": seed},
+    }
+    return TrainingResult(candidates=candidates, chosen=final, reason=reason, search=search,
+                          calibration=calibration, threshold=threshold, thresholds=thresholds,
+                          bands=th.RiskBands.from_threshold(threshold), model=model, holdout=holdout,
+                          holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
+                          feature_schema=_schema(X), info=info)
+
+
+def _jsonable_params(params: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+
+
+def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_col: str | None = None,
+                  out: str | os.PathLike | None = None, **budget: Any) -> TrainingResult:
+    """``python -m churnlib train``: the model comparison of ``04_models`` on a table, saved to ``out``.
+
+    Parameters
+    ----------
+    table : path-like
+        A ``churnlib features`` parquet file or a snapshot table (CSV/parquet).
+    id_col, label_col : str
+        Id and label columns (``userId``/``churned`` for feature tables).
+    split_col : str, optional
+        Column marking rows train/test.
+    out : path-like, optional
+        Folder for ``churn_model.joblib``, its manifest and ``metrics.json`` (default: ``models/``
+        under the output root).
+    **budget
+        Any keyword of :func:`run_training` (``models``, ``strategies``, ``n_splits``,
+        ``n_repeats``, ``search_budget``, ``n_permutations``, ``n_bootstrap``, ``cost_fn``,
+        ``cost_fp``, ``seed``, ``n_jobs`` ...).
+
+    Returns
+    -------
+    TrainingResult
+    """
+    from churnlib import paths
+    from churnlib.load import data_fingerprint
+
+    frame = load_training_table(table, id_col, label_col)
+    result = run_training(frame, id_col, label_col, split_col, **budget)
+    out = Path(out) if out is not None else paths.models_dir()
+    written = result.save(out, data_fingerprint=data_fingerprint(table))
+    result.info["written"] = {k: str(v) for k, v in written.items()}
+    return result
