@@ -1,0 +1,157 @@
+"""Score users with a saved model: ``python -m churnlib score``.
+
+Input is either a feature/snapshot table with the model's feature columns, or a raw event log, for
+which features are built as of the end of the log's last day (users who already cancelled are left
+out: they are no longer customers). Output: one row per user with the churn probability, the label
+at the model's threshold and a risk band (low / medium / high).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnlib.artifact import LoadedModel, load_artifact
+
+__all__ = ["OUTPUT_COLUMNS", "features_from_events", "prepare_inputs", "score_command", "score_frame"]
+
+#: Columns of the risk file after the id column.
+OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_band")
+_MS_PER_DAY = 86_400_000
+
+
+def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's feature columns of ``frame``, in training order and with training kinds.
+
+    Extra columns are ignored; missing values are fine (the pipeline imputes them).
+
+    Raises
+    ------
+    ValueError
+        When a feature column is absent, or a numeric column holds text that is not a number.
+    """
+    names = model.feature_names
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the input lacks {len(missing)} feature column(s) the model needs: "
+                         f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    X = frame[names].copy()
+    for f in model.feature_schema:
+        c, s = f["name"], X[f["name"]]
+        if f["kind"] == "numeric" and not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            num = pd.to_numeric(s, errors="coerce")
+            bad = num.isna() & s.notna() & (s.astype("string").str.strip() != "")
+            if bad.any():
+                raise ValueError(f"column {c!r} must be numeric; e.g. {s[bad].iloc[0]!r}")
+            X[c] = num
+        elif f["kind"] == "categorical" and pd.api.types.is_numeric_dtype(s):
+            X[c] = s.astype("string")
+    return X
+
+
+def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = None) -> pd.DataFrame:
+    """Score a table in memory.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        From :func:`churnlib.artifact.load_artifact`.
+    frame : pandas.DataFrame
+        Rows to score, with the model's feature columns.
+    id_col : str, optional
+        Id column (default: the training id column; absent ids are numbered 0..n-1 as ``row``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The id column then :data:`OUTPUT_COLUMNS`, in input order.
+    """
+    id_col = id_col or model.id_col
+    p = model.estimator.predict_proba(prepare_inputs(model, frame))[:, 1]
+    bands = model.risk_bands
+    band = np.where(p >= bands["high_from"], "high", np.where(p >= bands["medium_from"], "medium", "low"))
+    ids = frame[id_col].astype(str).to_numpy() if id_col in frame.columns else np.arange(len(frame))
+    return pd.DataFrame({id_col if id_col in frame.columns else "row": ids, "churn_probability": p,
+                         "churn_label": (p >= model.threshold).astype("int64"), "risk_band": band})
+
+
+def features_from_events(events: str | os.PathLike) -> pd.DataFrame:
+    """Features of every current user of an event log, as of the end of the log's last day.
+
+    Users with a cancellation confirmation in the log are left out (already gone).
+    """
+    from churnlib.features import user_features
+    from churnlib.load import load_events
+    from churnlib.schema import CHURN_PAGE
+
+    ev = load_events(events).events
+    last = int(ev["ts"].max())
+    as_of = (last // _MS_PER_DAY + 1) * _MS_PER_DAY  # midnight after the last event: every event counts
+    table = user_features(ev, as_of)
+    gone = set(ev.loc[ev["page"] == CHURN_PAGE, "userId"].astype(str))
+    return table[~table["userId"].isin(gone)].reset_index(drop=True)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if name.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path)
+    raise ValueError(f"unsupported table type (expected .csv, .csv.gz or .parquet): {path}")
+
+
+def score_command(model: str | os.PathLike, events: str | os.PathLike | None = None,
+                  table: str | os.PathLike | None = None, out: str | os.PathLike = "risk.csv",
+                  id_col: str | None = None) -> pd.DataFrame:
+    """``python -m churnlib score``: write ``user id, churn_probability, churn_label, risk_band``.
+
+    Parameters
+    ----------
+    model : path-like
+        The artifact (``.joblib``, its manifest, or the folder holding it); verified before use.
+    events : path-like, optional
+        An event log: features are built as of the end of its last day.
+    table : path-like, optional
+        A table with the model's feature columns (CSV/parquet). Exactly one of ``events`` and
+        ``table``.
+    out : path-like, default "risk.csv"
+        CSV to write (atomically).
+    id_col : str, optional
+        Id column of ``table`` (default: the training id column; ``userId`` for event logs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        What was written.
+
+    Raises
+    ------
+    churnlib.artifact.ArtifactError
+        The artifact fails verification.
+    ValueError
+        Neither or both inputs, or the input lacks feature columns.
+    """
+    if (events is None) == (table is None):
+        raise ValueError("give exactly one input: an event log (--events) or a feature table (--table)")
+    loaded = load_artifact(model)
+    if events is not None:
+        frame, id_col = features_from_events(events), "userId"
+    else:
+        frame = _read_table(Path(table))
+    scored = score_frame(loaded, frame, id_col=id_col)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        scored.to_csv(tmp, index=False, float_format="%.6f")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return scored
