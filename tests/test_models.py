@@ -13,12 +13,16 @@ from churnlib import models as M
 from churnlib import thresholds as th
 
 
-def planted_table(n: int = 500, seed: int = 0, signal: float = 2.0, shuffle: bool = False) -> pd.DataFrame:
-    """A snapshot-like table whose label depends on x1 and on a category; NaNs in both kinds."""
+def planted_table(n: int = 500, seed: int = 0, signal: float = 3.0, shuffle: bool = False) -> pd.DataFrame:
+    """A snapshot-like table whose label depends on x1, x3 and a category; NaNs in both kinds.
+
+    The signal is spread so that no single column separates the classes well enough to look like a
+    leak to the leakage screen.
+    """
     rng = np.random.default_rng(seed)
     x1, x2, x3 = rng.normal(size=(3, n))
     plan = pd.Series(rng.choice(["free", "paid", "family"], size=n))
-    logit = -1.3 + signal * x1 + 1.0 * (plan == "free").to_numpy()
+    logit = -1.3 + signal * (x1 + x3) / 2 + 1.0 * (plan == "free").to_numpy()
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     if shuffle:
         y = rng.permutation(y)
@@ -199,8 +203,10 @@ FAST = dict(models=("dummy", "logreg"), strategies=("none", "class_weight"), n_s
 
 
 def test_training_on_planted_signal_uses_the_split_and_detects_signal(planted, tmp_path):
-    t = planted.assign(split=np.where(np.arange(len(planted)) % 5 == 0, "test", "train"))
+    t = planted.assign(split=np.where(np.arange(len(planted)) % 5 == 0, "test", "train"),
+                       days_active=planted["churned"] * 5 + np.random.default_rng(0).random(len(planted)))
     r = M.run_training(t, "user_id", "churned", "split", **FAST)
+    assert r.info["data"]["leakage_suspects_dropped"] == ["days_active"]  # a label proxy is left out
     assert r.info["data"]["rows_test"] == (t["split"] == "test").sum()
     assert r.chosen.model == "logreg" and 0 < r.threshold < 1
     assert r.holdout.loc["roc_auc", "low"] > 0.7 and r.signal_detected
@@ -215,7 +221,7 @@ def test_training_on_planted_signal_uses_the_split_and_detects_signal(planted, t
             assert all(set(v) == {"value", "low", "high"} for v in c[where].values())
     assert metrics["chosen"]["threshold"]["rule"] == "f1" and metrics["chosen"]["reason"]
     assert metrics["signal_detected"] is True and metrics["data"]["fingerprint"] == "abc"
-    assert "split" not in [f["name"] for f in r.feature_schema]
+    assert not {"split", "days_active"} & {f["name"] for f in r.feature_schema}
 
 
 def test_training_on_shuffled_labels_says_no_signal(shuffled):

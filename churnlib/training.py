@@ -1,0 +1,475 @@
+"""The training flow: hold out, compare, tune, calibrate, set the threshold, refit, save.
+
+Used by ``notebooks/04_models.ipynb`` and ``python -m churnlib train`` (:func:`train_command`), so
+both produce the same ``metrics.json`` and artifact:
+
+1. hold out a test part (a given split column, else a stratified, group-aware fraction);
+2. compare models x imbalance strategies with repeated CV on the training part
+   (:func:`churnlib.models.compare_models`: metrics with bootstrap intervals);
+3. choose the best by cross-validated PR-AUC and tune it with a bounded search;
+4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
+5. refit on the whole training part, score the holdout once, run the label-permutation test;
+6. :meth:`TrainingResult.save` writes the artifact (:mod:`churnlib.artifact`) and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from churnlib import evaluation as ev
+from churnlib import thresholds as th
+from churnlib.models import (
+    Candidate,
+    _pos_weight,
+    compare_models,
+    evaluate_candidate,
+    feature_frame,
+    load_training_table,
+    make_pipeline,
+    search_model,
+)
+
+__all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "split_table", "train_command",
+           "training_table"]
+
+# --------------------------------------------------------------------------------------------
+
+#: Name of the final artifact in ``models/`` (with ``.manifest.json`` and ``metrics.json`` beside it).
+ARTIFACT_NAME = "churn_model.joblib"
+
+
+def _records(res: pd.DataFrame | None) -> dict | None:
+    if res is None:
+        return None
+    return {m: {k: (float(v) if np.isfinite(v) else None) for k, v in r.items()} for m, r in res.iterrows()}
+
+
+@dataclass
+class TrainTestParts:
+    """A table cut into model inputs for the training part and the holdout.
+
+    Attributes
+    ----------
+    X, y, groups : training features, labels, user ids
+    X_test, y_test, groups_test : the same for the holdout
+    suspects : list of str
+        Leakage suspects left out (screened on the training part).
+    description : str
+        How the holdout was drawn.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    groups_test: np.ndarray
+    suspects: list[str]
+    description: str
+
+
+def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
+                holdout_fraction: float = 0.2, seed: int = 0, exclude: Sequence[str] = (),
+                drop_suspects: bool = True) -> TrainTestParts:
+    """Features, labels and ids of the training part and the holdout (see :func:`run_training`)."""
+    if split_col is not None and split_col not in table.columns:
+        raise ValueError(f"split column {split_col!r} not in the table; columns: {list(table.columns)}")
+    X_all = feature_frame(table, id_col, label_col, drop=[c for c in (split_col, *exclude) if c])
+    y_all = table[label_col].to_numpy().astype(int)
+    g_all = table[id_col].astype(str).to_numpy()
+    test = ev.holdout_split(y_all, g_all, table[split_col] if split_col else None, holdout_fraction, seed)
+    suspects: list[str] = []
+    if drop_suspects:
+        # screened on the training part only, so the holdout stays unseen
+        from churnlib.features import leakage_report
+
+        screen = leakage_report(X_all[~test].assign(__y=y_all[~test]), "__y", exclude=(), seed=seed)
+        suspects = screen.loc[screen["suspect"], "feature"].tolist()
+        if len(suspects) < X_all.shape[1]:
+            X_all = X_all.drop(columns=suspects)
+        else:
+            suspects = []
+    if split_col is None:
+        text = f"stratified group holdout of {test.mean():.0%} of rows (seed {seed})"
+    else:
+        text = f"split column {split_col!r}"
+    return TrainTestParts(X_all[~test].reset_index(drop=True), y_all[~test], g_all[~test],
+                          X_all[test].reset_index(drop=True), y_all[test], g_all[test], suspects, text)
+
+
+@dataclass
+class TrainingResult:
+    """Everything :func:`run_training` decided and measured.
+
+    Attributes
+    ----------
+    candidates : list of Candidate
+        The comparison (CV on the training part, and each candidate once on the holdout).
+    chosen : Candidate
+        The final configuration (tuned when the search helped), cross-validated.
+    reason : str
+        Why it was chosen.
+    search : dict
+        Search method, budget, best parameters and their CV score, and whether they were kept.
+    calibration : churnlib.thresholds.CalibrationChoice
+    threshold : float
+        The decision threshold (chosen on out-of-fold predictions).
+    thresholds : dict
+        ``{"f1": ..., "cost": ...}`` (cost only when both costs are given) and the rule used.
+    bands : churnlib.thresholds.RiskBands
+    model
+        The final estimator refitted on all training rows (calibrated when that helped).
+    holdout : pandas.DataFrame
+        Headline metrics of ``model`` on the holdout, with intervals.
+    holdout_proba, y_test : numpy.ndarray
+        Holdout probabilities and labels (for curves).
+    oof, y_train : numpy.ndarray
+        Out-of-fold probabilities (calibrated when calibrating) and training labels.
+    permutation : churnlib.evaluation.PermutationResult
+    feature_schema : list of dict
+    info : dict
+        Data sizes, split description, settings.
+    """
+
+    candidates: list[Candidate]
+    chosen: Candidate
+    reason: str
+    search: dict
+    calibration: th.CalibrationChoice
+    threshold: float
+    thresholds: dict
+    bands: th.RiskBands
+    model: Any
+    holdout: pd.DataFrame
+    holdout_proba: np.ndarray
+    y_test: np.ndarray
+    oof: np.ndarray
+    y_train: np.ndarray
+    permutation: ev.PermutationResult
+    feature_schema: list[dict[str, str]]
+    info: dict
+
+    @property
+    def signal_detected(self) -> bool:
+        """The permutation test is significant and the holdout ROC-AUC interval lies above 0.5."""
+        return self.permutation.significant and self.holdout.loc["roc_auc", "low"] > 0.5
+
+    def signal_statement(self) -> str:
+        """Plain sentence on whether the table carries a detectable churn signal."""
+        auc = ev.format_interval(self.holdout.loc["roc_auc"])
+        if self.signal_detected:
+            return (f"Signal detected: holdout ROC-AUC {auc} and the permutation test is significant "
+                    f"(p = {self.permutation.p_value:.3f}).")
+        return (f"No detectable signal: holdout ROC-AUC {auc}"
+                + (" covers 0.5" if self.holdout.loc["roc_auc", "low"] <= 0.5 else "")
+                + f", permutation p = {self.permutation.p_value:.3f}. The models do no better than chance "
+                "on this table; do not act on their scores.")
+
+    def metrics(self) -> dict[str, Any]:
+        """The content of ``metrics.json``."""
+        c = self.chosen
+        return {
+            "data": self.info["data"],
+            "settings": self.info["settings"],
+            "candidates": [{"model": k.model, "strategy": k.strategy, "threshold_f1_oof": k.threshold,
+                            "cv": _records(k.cv), "holdout": _records(k.holdout), "error": k.error,
+                            "seconds": round(k.seconds, 2)} for k in self.candidates],
+            "chosen": {
+                "model": c.model, "strategy": c.strategy, "params": c.params, "reason": self.reason,
+                "search": self.search,
+                "calibration": {"method": self.calibration.method, "brier_oof": self.calibration.brier,
+                                "why": self.calibration.reason()},
+                "threshold": {"value": self.threshold, **self.thresholds},
+                "risk_bands": {"low": f"p < {self.bands.medium_from:.4f}",
+                               "medium": f"{self.bands.medium_from:.4f} <= p < {self.bands.high_from:.4f}",
+                               "high": f"p >= {self.bands.high_from:.4f}",
+                               "medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
+                "cv": _records(c.cv),
+                "holdout": _records(self.holdout),
+            },
+            "permutation_test": {"roc_auc_cv": self.permutation.score, "p_value": self.permutation.p_value,
+                                 "n_permutations": len(self.permutation.permuted),
+                                 "mean_permuted_roc_auc": float(np.mean(self.permutation.permuted)),
+                                 "significant": self.permutation.significant,
+                                 "statement": self.permutation.statement()},
+            "signal_detected": self.signal_detected,
+            "signal_statement": self.signal_statement(),
+        }
+
+    def key_numbers(self) -> dict[str, str]:
+        """Headline numbers for the report index."""
+        h = self.holdout
+        return {
+            "Chosen model": f"{self.chosen.model} ({self.chosen.strategy})",
+            "Holdout ROC-AUC": ev.format_interval(h.loc["roc_auc"]),
+            "Holdout PR-AUC": ev.format_interval(h.loc["pr_auc"]),
+            "Holdout F1": ev.format_interval(h.loc["f1"]),
+            "Threshold": f"{self.threshold:.3f} ({self.thresholds['rule']})",
+            "Permutation p": f"{self.permutation.p_value:.3f}",
+            "Signal detected": "yes" if self.signal_detected else "no",
+        }
+
+    def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None) -> dict[str, Path]:
+        """Write the artifact, its manifest and ``metrics.json`` into ``out_dir``.
+
+        Returns
+        -------
+        dict
+            Paths under keys ``artifact``, ``manifest``, ``metrics``.
+        """
+        from churnlib.artifact import library_versions, save_artifact
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics = self.metrics()
+        metrics["data"]["fingerprint"] = data_fingerprint
+        metrics["versions"] = library_versions()
+        chosen = metrics["chosen"]
+        manifest = save_artifact(
+            self.model, out / ARTIFACT_NAME, threshold=self.threshold,
+            risk_bands={"medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
+            feature_schema=self.feature_schema, id_col=self.info["data"]["id_col"],
+            metadata={"model": {k: chosen[k] for k in ("model", "strategy", "params", "reason")},
+                      "calibration": chosen["calibration"]["method"],
+                      "threshold_rule": self.thresholds["rule"],
+                      "holdout": chosen["holdout"], "cv": chosen["cv"],
+                      "signal_detected": self.signal_detected,
+                      "data_fingerprint": data_fingerprint, "data": metrics["data"]})
+        from churnlib.artifact import _jsonable
+
+        mpath = out / "metrics.json"
+        mpath.write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False))
+        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
+
+
+def _schema(X: pd.DataFrame) -> list[dict[str, str]]:
+    return [{"name": c, "kind": "numeric" if (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+             else "categorical", "dtype": str(X[c].dtype)} for c in X.columns]
+
+
+def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
+                 models: Sequence[str] = ("dummy", "logreg", "random_forest", "lightgbm"),
+                 strategies: Sequence[str] = ("none", "class_weight", "smote"),
+                 n_splits: int = 3, n_repeats: int = 1, search_budget: int = 6, search_method: str = "random",
+                 n_permutations: int = 19, n_bootstrap: int = 200, holdout_fraction: float = 0.2,
+                 cost_fn: float | None = None, cost_fp: float | None = None, exclude: Sequence[str] = (),
+                 drop_suspects: bool = True, alpha: float = 0.05, seed: int = 0,
+                 n_jobs: int = 1) -> TrainingResult:
+    """Hold out, compare, tune, calibrate, set the threshold, refit, evaluate once, test for signal.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A feature table (one row per user and date) or a snapshot table (one row per user).
+    id_col, label_col : str
+        User id (folds and holdout keep a user's rows together) and 0/1 label.
+    split_col : str, optional
+        Column marking rows ``train``/``test``; otherwise a stratified group holdout of
+        ``holdout_fraction``.
+    models, strategies : sequences of str
+        Candidates (:data:`MODELS` x :data:`STRATEGIES`).
+    n_splits, n_repeats : int
+        Repeated stratified (group) K-fold on the training part.
+    search_budget : int
+        Parameter settings tried for the leading model (0: no search).
+    search_method : {"random", "halving"}
+    n_permutations : int
+        Label permutations for the signal test.
+    n_bootstrap : int
+        Bootstrap replicates for every interval.
+    holdout_fraction : float
+        Held-out share when no split column is given.
+    cost_fn, cost_fp : float, optional
+        Cost of a missed churner and of a wasted retention offer; when both are given the threshold
+        minimises the expected cost instead of maximising F1.
+    exclude : sequence of str
+        Further columns that must not be features (e.g. a known leak).
+    drop_suspects : bool, default True
+        Leave out features that :func:`churnlib.features.leakage_report` flags on the training part
+        (a single feature separating the classes almost perfectly encodes the label or the future).
+    alpha : float
+        Significance level of the permutation test.
+    seed, n_jobs : int
+
+    Returns
+    -------
+    TrainingResult
+    """
+    parts = split_table(table, id_col, label_col, split_col, holdout_fraction=holdout_fraction, seed=seed,
+                        exclude=exclude, drop_suspects=drop_suspects)
+    X, y, g, X_te, y_te, g_te = parts.X, parts.y, parts.groups, parts.X_test, parts.y_test, parts.groups_test
+    suspects, split_text = parts.suspects, parts.description
+    y_all, g_all = np.r_[y, y_te], np.r_[g, g_te]
+    shared = sorted(set(g) & set(g_te))
+
+    candidates = compare_models(X, y, g, models=models, strategies=strategies, n_splits=n_splits,
+                                n_repeats=n_repeats, X_test=X_te, y_test=y_te, groups_test=g_te,
+                                n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs)
+    usable = [c for c in candidates if c.cv is not None and c.model != "dummy"]
+    if not usable:
+        errors = "; ".join(f"{c.name}: {c.error}" for c in candidates if c.error)
+        raise RuntimeError(f"no model could be evaluated ({errors or 'only the dummy baseline was requested'})")
+    sel = "pr_auc"
+    ranked = sorted(usable, key=lambda c: -c.cv.loc[sel, "value"])
+    best = ranked[0]
+    dummy = next((c for c in candidates if c.model == "dummy" and c.cv is not None), None)
+
+    splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
+    pipe = make_pipeline(best.model, best.strategy, pos_weight=_pos_weight(y), seed=seed)
+    params, search_score = search_model(pipe, best.model, X, y, splits[0], budget=search_budget,
+                                        method=search_method, seed=seed, n_jobs=n_jobs)
+    final, final_pipe, kept = best, pipe, False
+    if params:
+        tuned_pipe = clone(pipe).set_params(**params)
+        tuned = evaluate_candidate(tuned_pipe, best.model, best.strategy, X, y, g, splits,
+                                   n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, params=params)
+        if tuned.cv is not None and tuned.cv.loc[sel, "value"] > best.cv.loc[sel, "value"]:
+            final, final_pipe, kept = tuned, tuned_pipe, True
+    search = {"method": search_method, "budget": search_budget, "best_params": _jsonable_params(params),
+              "best_cv_pr_auc": search_score, "kept": kept,
+              "why": ("no search space or budget" if not params else
+                      "tuned parameters raise the cross-validated PR-AUC" if kept else
+                      "registry defaults scored at least as well; tuned parameters not kept")}
+
+    reason = (f"highest cross-validated PR-AUC among {len(usable)} candidates: "
+              f"{ev.format_interval(best.cv.loc[sel])}")
+    if len(ranked) > 1:
+        reason += f"; runner-up {ranked[1].name} {ranked[1].cv.loc[sel, 'value']:.3f}"
+    if dummy is not None:
+        base = dummy.cv.loc[sel, "value"]
+        reason += f"; no-skill baseline (churn rate) {base:.3f}"
+        if best.cv.loc[sel, "low"] <= base:
+            reason += " -- not clearly better than the baseline: its interval includes it"
+
+    calibration = th.choose_calibration(y, final.oof, seed=seed)
+    p_oof = calibration.calibrated_oof
+    thresholds = {"f1": th.f1_threshold(y, p_oof)}
+    if cost_fn is not None and cost_fp is not None:
+        thresholds["cost"] = th.cost_threshold(y, p_oof, cost_fn, cost_fp)
+        thresholds.update(rule="cost", costs={"missed_churner": cost_fn, "wasted_offer": cost_fp},
+                          why=f"minimises {cost_fn:g} x missed churners + {cost_fp:g} x wasted offers "
+                              "on out-of-fold predictions of the training part")
+    else:
+        thresholds.update(rule="f1", why="maximises F1 on out-of-fold predictions of the training part "
+                                         "(no costs given)")
+    threshold = thresholds[thresholds["rule"]]
+
+    fitted = clone(final_pipe).fit(X, y)
+    model = fitted if calibration.method is None else th.CalibratedModel(
+        fitted, calibration.method, np.atleast_2d(final.oof).mean(axis=0), y)
+    p_test = model.predict_proba(X_te)[:, 1]
+    holdout = ev.evaluate_predictions(y_te, p_test, p_test >= threshold, g_te, n_bootstrap=n_bootstrap, seed=seed)
+    permutation = ev.permutation_test(final_pipe, X, y, g, n_splits=n_splits, n_permutations=n_permutations,
+                                      seed=seed, n_jobs=n_jobs, alpha=alpha)
+    info = {
+        "data": {"rows": int(len(y_all)), "rows_train": int(len(y)), "rows_test": int(len(y_te)),
+                 "users": int(len(set(g_all))), "churn_rate_train": float(y.mean()),
+                 "churn_rate_test": float(y_te.mean()), "id_col": id_col, "label_col": label_col,
+                 "split": split_text, "users_in_both_parts": len(shared),
+                 "features": int(X.shape[1]), "excluded_columns": [c for c in (split_col, *exclude) if c],
+                 "leakage_suspects_dropped": suspects},
+        "settings": {"models": list(models), "strategies": list(strategies), "n_splits": n_splits,
+                     "n_repeats": n_repeats, "group_aware": bool(len(set(g)) < len(g)),
+                     "search_budget": search_budget, "search_method": search_method,
+                     "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
+                     "holdout_fraction": holdout_fraction if split_col is None else None,
+                     "cost_fn": cost_fn, "cost_fp": cost_fp, "selection_metric": sel, "alpha": alpha,
+                     "drop_suspects": drop_suspects,
+                     "seed": seed},
+    }
+    return TrainingResult(candidates=candidates, chosen=final, reason=reason, search=search,
+                          calibration=calibration, threshold=threshold, thresholds=thresholds,
+                          bands=th.RiskBands.from_threshold(threshold), model=model, holdout=holdout,
+                          holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
+                          feature_schema=_schema(X), info=info)
+
+
+def _jsonable_params(params: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+
+
+def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_col: str | None = None,
+                  out: str | os.PathLike | None = None, **budget: Any) -> TrainingResult:
+    """``python -m churnlib train``: the model comparison of ``04_models`` on a table, saved to ``out``.
+
+    Parameters
+    ----------
+    table : path-like
+        A ``churnlib features`` parquet file or a snapshot table (CSV/parquet).
+    id_col, label_col : str
+        Id and label columns (``userId``/``churned`` for feature tables).
+    split_col : str, optional
+        Column marking rows train/test.
+    out : path-like, optional
+        Folder for ``churn_model.joblib``, its manifest and ``metrics.json`` (default: ``models/``
+        under the output root).
+    **budget
+        Any keyword of :func:`run_training` (``models``, ``strategies``, ``n_splits``,
+        ``n_repeats``, ``search_budget``, ``n_permutations``, ``n_bootstrap``, ``cost_fn``,
+        ``cost_fp``, ``seed``, ``n_jobs`` ...).
+
+    Returns
+    -------
+    TrainingResult
+    """
+    from churnlib import paths
+    from churnlib.load import data_fingerprint
+
+    frame = load_training_table(table, id_col, label_col)
+    result = run_training(frame, id_col, label_col, split_col, **budget)
+    out = Path(out) if out is not None else paths.models_dir()
+    written = result.save(out, data_fingerprint=data_fingerprint(table))
+    result.info["written"] = {k: str(v) for k, v in written.items()}
+    return result
+
+
+def training_table(data: str | os.PathLike | None = None, data_kind: str | None = None,
+                   id_col: str = "user_id", label_col: str = "is_churned", *, n_users: int = 300,
+                   days: int = 60, seed: int = 7, as_of: Sequence[str] | None = None,
+                   horizon_days: float = 14, inactivity_days: float | None = None,
+                   output_dir: str | os.PathLike | None = None) -> tuple[pd.DataFrame, str, str, str, Path]:
+    """The table the modelling notebooks work on, with its id and label columns.
+
+    * ``data`` None: the feature table ``02_features`` wrote
+      (``processed_data_dir(output_dir)/features.parquet``), else features built from the simulated
+      default log exactly as ``02_features`` builds them.
+    * an event log: that same feature table when ``02_features`` wrote it after the log was last
+      modified (one report run), else features built from the log.
+    * a snapshot table (or a ``churnlib features`` parquet): read as it is.
+
+    Returns
+    -------
+    (table, id_col, label_col, description, source)
+        Feature tables use ``userId``/``churned``; ``source`` is the file read (for its fingerprint).
+    """
+    from churnlib import features, paths
+    from churnlib.datasets import default_event_log
+    from churnlib.load import detect_kind, load_events
+
+    cached = paths.processed_data_dir(output_dir) / "features.parquet"
+    if data is None:
+        if cached.exists():
+            return (pd.read_parquet(cached), "userId", "churned",
+                    f"the feature table written by 02_features (`{cached}`)", cached)
+        path, kind = default_event_log(n_users, days, seed, output_dir=output_dir), "events"
+    else:
+        path = Path(data)
+        kind = data_kind or detect_kind(path)
+    if kind != "events":
+        return (load_training_table(path, id_col, label_col), id_col, label_col,
+                f"the table `{path}` (id `{id_col}`, label `{label_col}`)", path)
+    if data is not None and cached.exists() and cached.stat().st_mtime >= path.stat().st_mtime:
+        return (pd.read_parquet(cached), "userId", "churned",
+                f"the feature table 02_features built from `{path}`", path)
+    events = load_events(path).events
+    dates = as_of or features.observation_dates(events, horizon_days)
+    table = features.build_features(events, dates, horizon_days=horizon_days, inactivity_days=inactivity_days)
+    return (table, "userId", "churned",
+            f"features built from the event log `{path}` ({len(dates)} observation dates)", path)
