@@ -71,26 +71,43 @@ _NO_CLASS_WEIGHT = {"dummy", "knn"}
 # --------------------------------------------------------------------------------------------
 
 def _coerce(X: pd.DataFrame) -> pd.DataFrame:
-    """Booleans to float, text/categories to object with NaN for missing (what sklearn expects)."""
-    X = pd.DataFrame(X).copy()
+    """Booleans and nullable numbers to float, text/categories to object with NaN for missing.
+
+    What scikit-learn's imputers and encoders expect; plain numpy columns are left as they are.
+    """
+    X = pd.DataFrame(X)
+    changed = {}
     for c in X.columns:
         s = X[c]
-        if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_float_dtype(s)):
-            X[c] = s.astype("float64")
-        elif not pd.api.types.is_numeric_dtype(s):
-            X[c] = s.astype(object).where(s.notna(), np.nan)
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf":
+            continue
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            changed[c] = s.astype("float64")  # bool, Int64/Float64 with pd.NA
+        elif s.dtype != object or s.isna().any():
+            changed[c] = s.astype(object).where(s.notna(), np.nan)
+    if not changed:
+        return X
+    X = X.copy(deep=False)  # copy-on-write: only the replaced columns are new
+    for c, v in changed.items():
+        X[c] = v
     return X
 
 
-def make_preprocessor() -> SkPipeline:
+def make_preprocessor(native_missing: bool = False) -> SkPipeline:
     """Coerce dtypes, then median-impute (+ missing flags) and scale numbers, one-hot categories.
 
     Columns are picked by dtype when the pipeline is fitted, so the same preprocessor serves an
     event-feature table and any snapshot table.
+
+    Parameters
+    ----------
+    native_missing : bool, default False
+        Pass numbers through untouched (NaN included), for gradient-boosted trees that route
+        missing values themselves and need no scaling; also makes scoring cheaper.
     """
-    numeric = SkPipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                                   keep_empty_features=True)),
-                          ("scale", StandardScaler())])
+    numeric = "passthrough" if native_missing else SkPipeline([
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+        ("scale", StandardScaler())])
     categorical = SkPipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
                               ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=20,
                                                        sparse_output=False))])
@@ -98,14 +115,11 @@ def make_preprocessor() -> SkPipeline:
         ("num", numeric, make_column_selector(dtype_include="number")),
         ("cat", categorical, make_column_selector(dtype_include=object)),
     ], verbose_feature_names_out=False)
-    return SkPipeline(_prep_steps(columns))
+    return SkPipeline([("coerce", FunctionTransformer(_coerce)), ("prep", columns)])
 
 
-def _prep_steps(columns: ColumnTransformer | None = None) -> list[tuple[str, Any]]:
-    # imbalanced-learn refuses a nested Pipeline as a step, so the candidates take these flat.
-    if columns is None:
-        columns = make_preprocessor().steps[1][1]
-    return [("coerce", FunctionTransformer(_coerce)), ("prep", columns)]
+#: Models that handle missing values natively (no imputation needed unless a resampler follows).
+_NATIVE_MISSING = {"hist_gb", "lightgbm", "xgboost"}
 
 
 def supports(model: str, strategy: str) -> bool:
@@ -136,16 +150,17 @@ def _estimator(model: str, balanced: bool, pos_weight: float, seed: int, n_jobs:
                                     random_state=seed, n_jobs=n_jobs)
     if model == "hist_gb":
         from sklearn.ensemble import HistGradientBoostingClassifier
-        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, class_weight=cw,
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, class_weight=cw,
                                               early_stopping=False, random_state=seed)
     if model == "lightgbm":
         from lightgbm import LGBMClassifier
-        return LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10,
+        # 100 trees at 0.1 score like 200 at 0.05 here and halve the scoring time
+        return LGBMClassifier(n_estimators=100, learning_rate=0.1, num_leaves=15, min_child_samples=10,
                               subsample=0.8, subsample_freq=1, colsample_bytree=0.8, class_weight=cw,
                               random_state=seed, n_jobs=n_jobs, verbose=-1)
     if model == "xgboost":
         from xgboost import XGBClassifier
-        return XGBClassifier(n_estimators=200, learning_rate=0.05, max_depth=4, subsample=0.8,
+        return XGBClassifier(n_estimators=100, learning_rate=0.1, max_depth=4, subsample=0.8,
                              colsample_bytree=0.8, tree_method="hist", eval_metric="logloss",
                              scale_pos_weight=pos_weight if balanced else 1.0,
                              random_state=seed, n_jobs=n_jobs)
@@ -198,7 +213,9 @@ def make_pipeline(model: str, strategy: str = "none", *, pos_weight: float = 1.0
 
     if not supports(model, strategy):
         raise ValueError(f"strategy {strategy!r} does not apply to model {model!r}")
-    steps = _prep_steps()
+    # imbalanced-learn refuses a nested Pipeline as a step, so the preprocessing steps go in flat
+    native = model in _NATIVE_MISSING and strategy in ("none", "class_weight")
+    steps = list(make_preprocessor(native_missing=native).steps)
     sampler = _sampler(strategy, seed)
     if sampler is not None:
         steps.append(("resample", sampler))

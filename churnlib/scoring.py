@@ -52,7 +52,19 @@ def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = None) -> pd.DataFrame:
+def _set_threads(estimator, n_jobs: int) -> None:
+    """Let every step of a (calibrated) pipeline that takes ``n_jobs`` use ``n_jobs`` threads."""
+    inner = getattr(estimator, "estimator", None)
+    if inner is not None and not hasattr(estimator, "get_params"):  # churnlib CalibratedModel
+        _set_threads(inner, n_jobs)
+        return
+    for _, step in getattr(estimator, "steps", [(None, estimator)]):
+        if hasattr(step, "get_params") and "n_jobs" in step.get_params(deep=False):
+            step.set_params(n_jobs=n_jobs)
+
+
+def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = None,
+                n_jobs: int = 2) -> pd.DataFrame:
     """Score a table in memory.
 
     Parameters
@@ -63,6 +75,8 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
         Rows to score, with the model's feature columns.
     id_col : str, optional
         Id column (default: the training id column; absent ids are numbered 0..n-1 as ``row``).
+    n_jobs : int, default 2
+        Threads for models that predict in parallel (tree ensembles); scoring is a batch job.
 
     Returns
     -------
@@ -70,6 +84,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
         The id column then :data:`OUTPUT_COLUMNS`, in input order.
     """
     id_col = id_col or model.id_col
+    _set_threads(model.estimator, n_jobs)
     p = model.estimator.predict_proba(prepare_inputs(model, frame))[:, 1]
     bands = model.risk_bands
     band = np.where(p >= bands["high_from"], "high", np.where(p >= bands["medium_from"], "medium", "low"))
@@ -106,7 +121,7 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def score_command(model: str | os.PathLike, events: str | os.PathLike | None = None,
                   table: str | os.PathLike | None = None, out: str | os.PathLike = "risk.csv",
-                  id_col: str | None = None) -> pd.DataFrame:
+                  id_col: str | None = None, n_jobs: int = 2) -> pd.DataFrame:
     """``python -m churnlib score``: write ``user id, churn_probability, churn_label, risk_band``.
 
     Parameters
@@ -122,6 +137,8 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         CSV to write (atomically).
     id_col : str, optional
         Id column of ``table`` (default: the training id column; ``userId`` for event logs).
+    n_jobs : int, default 2
+        Threads for models that predict in parallel.
 
     Returns
     -------
@@ -142,7 +159,7 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         frame, id_col = features_from_events(events), "userId"
     else:
         frame = _read_table(Path(table))
-    scored = score_frame(loaded, frame, id_col=id_col)
+    scored = score_frame(loaded, frame, id_col=id_col, n_jobs=n_jobs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
