@@ -164,13 +164,21 @@ class TrainingResult:
     def signal_statement(self) -> str:
         """Plain sentence on whether the table carries a detectable churn signal."""
         auc = ev.format_interval(self.holdout.loc["roc_auc"])
+        p = self.permutation.p_value
+        above = self.holdout.loc["roc_auc", "low"] > 0.5
         if self.signal_detected:
-            return (f"Signal detected: holdout ROC-AUC {auc} and the permutation test is significant "
-                    f"(p = {self.permutation.p_value:.3f}).")
-        return (f"No detectable signal: holdout ROC-AUC {auc}"
-                + (" covers 0.5" if self.holdout.loc["roc_auc", "low"] <= 0.5 else "")
-                + f", permutation p = {self.permutation.p_value:.3f}. The models do no better than chance "
-                "on this table; do not act on their scores.")
+            return (f"Signal detected: holdout ROC-AUC {auc} lies above 0.5 and the permutation test is "
+                    f"significant (p = {p:.3f}).")
+        if self.permutation.significant or above:
+            which = ("the permutation test on the training part is significant (p = {p:.3f}) but the holdout "
+                     "ROC-AUC {auc} covers 0.5" if self.permutation.significant else
+                     "the holdout ROC-AUC {auc} lies above 0.5 but the permutation test is not significant "
+                     "(p = {p:.3f})").format(p=p, auc=auc)
+            return (f"No detectable signal yet (inconclusive): {which}. The evidence is too thin to act on; "
+                    "more users would settle it.")
+        return (f"No detectable signal: holdout ROC-AUC {auc} covers 0.5 and the permutation test is not "
+                f"significant (p = {p:.3f}). The models do no better than chance on this table; do not act "
+                "on their scores.")
 
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json``."""

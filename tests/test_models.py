@@ -228,7 +228,7 @@ def test_training_on_shuffled_labels_says_no_signal(shuffled):
     r = M.run_training(shuffled, "user_id", "churned", **FAST)
     assert not r.signal_detected
     assert r.holdout.loc["roc_auc", "low"] < 0.5 < r.holdout.loc["roc_auc", "high"]
-    assert r.signal_statement().startswith("No detectable signal")
+    assert r.signal_statement().startswith("No detectable signal:")
 
 
 def test_cost_rule_sets_the_threshold(planted):

@@ -20,7 +20,7 @@ def test_spotify_snapshot_has_no_detectable_signal(spotify_snapshot, tmp_path):
     auc = r.holdout.loc["roc_auc"]
     assert auc["low"] < 0.5 < auc["high"]
     assert not r.permutation.significant and r.permutation.p_value > 0.05
-    assert not r.signal_detected and r.signal_statement().startswith("No detectable signal")
+    assert not r.signal_detected and r.signal_statement().startswith("No detectable signal:")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["signal_detected"] is False and "No detectable signal" in metrics["signal_statement"]
     assert metrics["data"]["rows"] == 8000 and metrics["data"]["fingerprint"]
