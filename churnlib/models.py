@@ -435,9 +435,10 @@ def _space(model: str) -> dict[str, Any]:
     return spaces.get(model, {})
 
 
-def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, splits, *, budget: int = 8,
-                 method: str = "random", seed: int = 0, n_jobs: int = 1) -> tuple[dict, float]:
-    """Bounded hyperparameter search, scored by PR-AUC on the given training-part folds.
+def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None, *,
+                 n_splits: int = 3, budget: int = 8, method: str = "random", seed: int = 0,
+                 n_jobs: int = 1) -> tuple[dict, float]:
+    """Bounded hyperparameter search, scored by PR-AUC with stratified (group) K-fold on the training part.
 
     Parameters
     ----------
@@ -445,10 +446,13 @@ def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, splits, *, bu
         The candidate pipeline (registry defaults).
     model : str
         Registry name (selects the search space).
-    X, y, splits
-        Training part and one partition of it.
+    X, y, groups
+        Training part and user ids (folds keep a user's rows together when ids repeat).
+    n_splits : int, default 3
+        Folds.
     budget : int, default 8
-        Candidates tried (random search) or initial candidates (successive halving).
+        Candidates tried (random search) or initial candidates (successive halving, which gives
+        the survivors ever more rows).
     method : {"random", "halving"}
         ``RandomizedSearchCV`` or ``HalvingRandomSearchCV``.
     seed, n_jobs : int
@@ -458,21 +462,27 @@ def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, splits, *, bu
     (dict, float)
         The best parameters and their cross-validated PR-AUC ({} and nan when there is nothing to tune).
     """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     space = _space(model)
     if not space or budget <= 0:
         return {}, float("nan")
+    grouped = groups is not None and len(pd.unique(groups)) < len(groups)
+    cv = (StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed) if grouped
+          else StratifiedKFold(n_splits, shuffle=True, random_state=seed))
     if method == "halving":
         from sklearn.experimental import enable_halving_search_cv  # noqa: F401
         from sklearn.model_selection import HalvingRandomSearchCV
 
         search = HalvingRandomSearchCV(pipe, space, n_candidates=budget, scoring="average_precision",
-                                       cv=splits, random_state=seed, n_jobs=n_jobs, refit=False)
+                                       cv=cv, random_state=seed, n_jobs=n_jobs, refit=False,
+                                       min_resources=min(len(y), max(100, 20 * n_splits)))
     elif method == "random":
-        search = RandomizedSearchCV(pipe, space, n_iter=budget, scoring="average_precision", cv=splits,
+        search = RandomizedSearchCV(pipe, space, n_iter=budget, scoring="average_precision", cv=cv,
                                     random_state=seed, n_jobs=n_jobs, refit=False, error_score=np.nan)
     else:
         raise ValueError(f"unknown search method {method!r}: 'random' or 'halving'")
-    search.fit(X, y)
+    search.fit(X, y, groups=groups if grouped else None)
     return dict(search.best_params_), float(search.best_score_)
 
 

@@ -331,7 +331,7 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
 
     splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
     pipe = make_pipeline(best.model, best.strategy, pos_weight=_pos_weight(y), seed=seed)
-    params, search_score = search_model(pipe, best.model, X, y, splits[0], budget=search_budget,
+    params, search_score = search_model(pipe, best.model, X, y, g, n_splits=n_splits, budget=search_budget,
                                         method=search_method, seed=seed, n_jobs=n_jobs)
     final, final_pipe, kept = best, pipe, False
     if params:

@@ -251,3 +251,12 @@ def test_train_command_on_a_stacked_feature_table(planted, tmp_path):
     assert "as_of" not in [f["name"] for f in r.feature_schema]
     assert {p.name for p in (tmp_path / "models").iterdir()} == {
         "churn_model.joblib", "churn_model.manifest.json", "metrics.json"}
+
+
+@pytest.mark.parametrize("method", ["random", "halving"])
+def test_bounded_search_returns_parameters_from_the_space(planted, method):
+    stacked = pd.concat([planted.assign(d=d) for d in range(2)], ignore_index=True)
+    X, y, g = xy(stacked)
+    params, score = M.search_model(M.make_pipeline("logreg"), "logreg", X, y, g, budget=4, method=method, seed=0)
+    assert set(params) == {"model__C"} and 1e-3 <= params["model__C"] <= 1e2 and 0.3 < score <= 1
+    assert M.search_model(M.make_pipeline("dummy"), "dummy", X, y, g, budget=4) == ({}, pytest.approx(np.nan, nan_ok=True))
