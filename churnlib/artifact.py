@@ -37,8 +37,11 @@ PINNED_LIBRARIES = ("scikit-learn", "imbalanced-learn", "lightgbm", "xgboost", "
 _DIST = {"xgboost": ("xgboost", "xgboost-cpu")}
 
 
-class ArtifactError(RuntimeError):
-    """A model artifact that cannot be trusted or used (tampered, incomplete, incompatible)."""
+class ArtifactError(ValueError):
+    """A model artifact that cannot be trusted or used (tampered, incomplete, incompatible).
+
+    A ``ValueError``, so that ``python -m churnlib`` reports it as bad input in one line.
+    """
 
 
 def library_versions() -> dict[str, str | None]:

@@ -31,6 +31,7 @@ __all__ = [
     "PermutationResult",
     "cv_splits",
     "evaluate_predictions",
+    "format_interval",
     "holdout_split",
     "metric_values",
     "oof_predict",

@@ -320,7 +320,29 @@ def evaluate_candidate(pipe, model: str, strategy: str, X: pd.DataFrame, y: np.n
                        groups: np.ndarray | None, splits, *, X_test: pd.DataFrame | None = None,
                        y_test: np.ndarray | None = None, groups_test: np.ndarray | None = None,
                        n_bootstrap: int = 200, seed: int = 0, n_jobs: int = 1, params: dict | None = None) -> Candidate:
-    """Cross-validate one pipeline (and score the holdout when given); failures are recorded, not raised."""
+    """Cross-validate one pipeline, and score the holdout when given.
+
+    Parameters
+    ----------
+    pipe
+        Unfitted pipeline.
+    model, strategy : str
+        Registry names (for the record).
+    X, y, groups, splits
+        Training part, user ids and the CV partitions (one per repeat).
+    X_test, y_test, groups_test
+        Holdout (optional): the pipeline is refitted on all training rows and scored once, at the
+        F1-optimal threshold of its out-of-fold predictions.
+    n_bootstrap, seed, n_jobs : int
+    params : dict, optional
+        Hyperparameters already set on ``pipe`` (for the record).
+
+    Returns
+    -------
+    Candidate
+        With ``error`` set instead of metrics when the pipeline cannot run on this data (e.g. a
+        resampler without enough neighbours): one failing candidate does not stop a comparison.
+    """
     t0 = time.perf_counter()
     cand = Candidate(model, strategy, params=dict(params or {}))
     try:

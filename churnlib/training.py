@@ -323,7 +323,7 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     usable = [c for c in candidates if c.cv is not None and c.model != "dummy"]
     if not usable:
         errors = "; ".join(f"{c.name}: {c.error}" for c in candidates if c.error)
-        raise RuntimeError(f"no model could be evaluated ({errors or 'only the dummy baseline was requested'})")
+        raise ValueError(f"no model could be evaluated ({errors or 'only the dummy baseline was requested'})")
     sel = "pr_auc"
     ranked = sorted(usable, key=lambda c: -c.cv.loc[sel, "value"])
     best = ranked[0]
