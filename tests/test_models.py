@@ -260,3 +260,12 @@ def test_bounded_search_returns_parameters_from_the_space(planted, method):
     params, score = M.search_model(M.make_pipeline("logreg"), "logreg", X, y, g, budget=4, method=method, seed=0)
     assert set(params) == {"model__C"} and 1e-3 <= params["model__C"] <= 1e2 and 0.3 < score <= 1
     assert M.search_model(M.make_pipeline("dummy"), "dummy", X, y, g, budget=4) == ({}, pytest.approx(np.nan, nan_ok=True))
+
+
+def test_comparison_is_deterministic_for_a_seed(planted):
+    X, y, g = xy(planted)
+    runs = [M.compare_models(X, y, g, models=("random_forest",), strategies=("smote",), n_bootstrap=20, seed=s)
+            for s in (3, 3, 4)]
+    np.testing.assert_array_equal(runs[0][0].oof, runs[1][0].oof)
+    pd.testing.assert_frame_equal(runs[0][0].cv, runs[1][0].cv)
+    assert not np.array_equal(runs[0][0].oof, runs[2][0].oof)  # the seed does drive folds and sampling
