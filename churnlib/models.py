@@ -281,6 +281,8 @@ class Candidate:
         Cross-validated metrics (``value``, ``low``, ``high`` per metric).
     threshold : float
         F1-optimal threshold on the out-of-fold predictions.
+    threshold_interval : (float, float)
+        Its 95% bootstrap interval over users.
     oof : numpy.ndarray
         Out-of-fold probabilities, shape (n_repeats, n_train).
     holdout : pandas.DataFrame or None
@@ -299,6 +301,7 @@ class Candidate:
     strategy: str
     cv: pd.DataFrame | None = None
     threshold: float = float("nan")
+    threshold_interval: tuple[float, float] = (float("nan"), float("nan"))
     oof: np.ndarray | None = None
     holdout: pd.DataFrame | None = None
     holdout_proba: np.ndarray | None = None
@@ -351,6 +354,8 @@ def evaluate_candidate(pipe, model: str, strategy: str, X: pd.DataFrame, y: np.n
         cand.oof = oof
         cand.cv = ev.evaluate_predictions(y, oof, hard, groups, n_bootstrap=n_bootstrap, seed=seed)
         cand.threshold = th.f1_threshold(np.tile(y, oof.shape[0]), oof.ravel())
+        if n_bootstrap:
+            cand.threshold_interval = th.f1_threshold_interval(y, oof, groups, n_bootstrap=n_bootstrap, seed=seed)
         if X_test is not None:
             fitted = clone(pipe).fit(X, y)
             p = fitted.predict_proba(X_test)[:, 1]
@@ -419,7 +424,8 @@ def comparison_table(candidates: Sequence[Candidate], where: str = "cv") -> pd.D
 
 def summary_table(candidates: Sequence[Candidate], where: str = "cv",
                   metrics: Sequence[str] = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier")) -> pd.DataFrame:
-    """Wide display table: one row per candidate, ``value (low–high)`` per metric, plus threshold."""
+    """Wide display table: one row per candidate, ``value (low–high)`` per metric, plus the F1-optimal
+    out-of-fold threshold with its interval."""
     rows = []
     for c in candidates:
         res = getattr(c, where)
@@ -428,7 +434,9 @@ def summary_table(candidates: Sequence[Candidate], where: str = "cv",
             row.update({m: (c.error or "n/a") for m in metrics})
         else:
             row.update({m: ev.format_interval(res.loc[m]) for m in metrics})
-        row["threshold"] = round(c.threshold, 3) if np.isfinite(c.threshold) else None
+        lo, hi = c.threshold_interval
+        row["threshold"] = (f"{c.threshold:.3f} ({lo:.3f}–{hi:.3f})" if np.isfinite(lo)
+                            else f"{c.threshold:.3f}" if np.isfinite(c.threshold) else "n/a")
         rows.append(row)
     return pd.DataFrame(rows).set_index(["model", "strategy"])
 

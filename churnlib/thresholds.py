@@ -23,6 +23,7 @@ __all__ = [
     "cost_threshold",
     "cross_fitted_decisions",
     "f1_threshold",
+    "f1_threshold_interval",
     "reliability_table",
 ]
 
@@ -33,6 +34,27 @@ def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     denom = precision[:-1] + recall[:-1]
     f1 = np.divide(2 * precision[:-1] * recall[:-1], denom, out=np.zeros_like(denom), where=denom > 0)
     return float(thr[int(np.argmax(f1))])
+
+
+def f1_threshold_interval(y: np.ndarray, proba: np.ndarray, groups: np.ndarray | None = None,
+                          n_bootstrap: int = 200, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval (over users) of the F1-optimal threshold of out-of-fold predictions.
+
+    ``proba`` may hold several CV repeats (rows); they are averaged per user row first.
+    """
+    from churnlib.evaluation import _bootstrap_rows
+
+    y = np.asarray(y).astype(int)
+    p = np.atleast_2d(proba).mean(axis=0)
+    draw = _bootstrap_rows(groups, len(y), np.random.default_rng(seed))
+    reps = []
+    for _ in range(n_bootstrap):
+        idx = draw()
+        if 0 < y[idx].sum() < len(idx):
+            reps.append(f1_threshold(y[idx], p[idx]))
+    if not reps:
+        return (float("nan"), float("nan"))
+    return (float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5)))
 
 
 def cost_threshold(y: np.ndarray, p: np.ndarray, cost_fn: float, cost_fp: float) -> float:

@@ -186,7 +186,8 @@ class TrainingResult:
         return {
             "data": self.info["data"],
             "settings": self.info["settings"],
-            "candidates": [{"model": k.model, "strategy": k.strategy, "threshold_f1_oof": k.threshold,
+            "candidates": [{"model": k.model, "strategy": k.strategy, "threshold_f1_oof": {"value": k.threshold, "low": k.threshold_interval[0],
+                                                 "high": k.threshold_interval[1]},
                             "cv": _records(k.cv), "holdout": _records(k.holdout), "error": k.error,
                             "seconds": round(k.seconds, 2)} for k in self.candidates],
             "chosen": {

@@ -269,3 +269,11 @@ def test_comparison_is_deterministic_for_a_seed(planted):
     np.testing.assert_array_equal(runs[0][0].oof, runs[1][0].oof)
     pd.testing.assert_frame_equal(runs[0][0].cv, runs[1][0].cv)
     assert not np.array_equal(runs[0][0].oof, runs[2][0].oof)  # the seed does drive folds and sampling
+
+
+def test_threshold_interval_brackets_the_threshold(planted):
+    X, y, g = xy(planted)
+    c = M.compare_models(X, y, g, models=("logreg",), strategies=("none",), n_bootstrap=100, seed=0)[0]
+    lo, hi = c.threshold_interval
+    assert 0 <= lo <= c.threshold <= hi <= 1 and hi - lo < 0.6
+    assert "–" in M.summary_table([c]).loc[("logreg", "none"), "threshold"]
