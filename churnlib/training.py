@@ -233,7 +233,7 @@ class TrainingResult:
         dict
             Paths under keys ``artifact``, ``manifest``, ``metrics``.
         """
-        from churnlib.artifact import library_versions, save_artifact
+        from churnlib.artifact import _jsonable, library_versions, save_artifact
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -251,8 +251,6 @@ class TrainingResult:
                       "holdout": chosen["holdout"], "cv": chosen["cv"],
                       "signal_detected": self.signal_detected,
                       "data_fingerprint": data_fingerprint, "data": metrics["data"]})
-        from churnlib.artifact import _jsonable
-
         mpath = out / "metrics.json"
         mpath.write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False))
         return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
