@@ -6,6 +6,8 @@ report           run the numbered notebooks (papermill) and publish reports/ and
 simulate         write a simulated Sparkify event log (parquet or NDJSON .gz)
 fidelity         compare simulated logs with the real Sparkify mini log (KS per metric, page mix)
 features         build the (user, observation date) feature table from an event log
+train            compare models on a feature or snapshot table; write the artifact and metrics.json
+score            score users with a saved model (from a feature table or an event log)
 bench            run every benchmark in benchmarks/ and print figures and ratios
 strip-notebooks  clear outputs from notebooks before committing
 """
@@ -30,7 +32,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from churnlib.simulate import write_event_log
 
     stats = write_event_log(args.out, n_users=args.users, days=args.days, seed=args.seed, start=args.start)
-    print(f"wrote {args.out}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+    print(f"wrote {args.out}: {stats['events']:,} events, {stats['users']:,} users, {stats['churned']:,} cancelled, "
+          f"{stats['seconds']:.1f} s ({stats['events_per_s']:,.0f} events/s)")
     return 0
 
 
@@ -47,6 +50,34 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
     table = features_command(args.events, args.as_of, args.horizon, args.out)
     print(f"wrote {args.out}: {len(table):,} rows (user x date), {table['churned'].mean():.1%} positive")
+    return 0
+
+
+def _csv_list(text: str | None) -> tuple[str, ...] | None:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from churnlib.training import train_command
+
+    budget = {k: v for k, v in {
+        "models": _csv_list(args.models), "strategies": _csv_list(args.strategies),
+        "n_splits": args.n_splits, "n_repeats": args.n_repeats, "search_budget": args.search_budget,
+        "cost_fn": args.cost_fn, "cost_fp": args.cost_fp, "seed": args.seed,
+    }.items() if v is not None}
+    result = train_command(args.table, args.id_col, args.label_col, args.split_col, args.out, **budget)
+    print(f"chosen: {result.chosen.model} + {result.chosen.strategy}: {result.reason}")
+    print(f"threshold {result.threshold:.3f}; {result.signal_statement()}")
+    for kind, path in result.info.get("written", {}).items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from churnlib.scoring import score_command
+
+    scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col)
+    print(f"wrote {args.out}: {len(scored):,} users scored")
     return 0
 
 
@@ -106,6 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=float, default=30, metavar="DAYS", help="label window after each date")
     p.add_argument("--out", required=True, help="parquet file to write")
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("train", help="model comparison, final artifact and metrics.json")
+    p.add_argument("--table", required=True, help="feature table (churnlib features) or snapshot CSV/parquet")
+    p.add_argument("--id-col", required=True)
+    p.add_argument("--label-col", required=True)
+    p.add_argument("--split-col", default=None, help="column marking rows train/test (else a holdout fraction)")
+    p.add_argument("--out", default=None, help="folder for the artifact and metrics.json (default: models/)")
+    p.add_argument("--models", default=None, help="comma-separated registry names")
+    p.add_argument("--strategies", default=None, help="comma-separated imbalance strategies")
+    p.add_argument("--n-splits", type=int, default=None)
+    p.add_argument("--n-repeats", type=int, default=None)
+    p.add_argument("--search-budget", type=int, default=None)
+    p.add_argument("--cost-fn", type=float, default=None, help="cost of a missed churner")
+    p.add_argument("--cost-fp", type=float, default=None, help="cost of a wasted retention offer")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("score", help="score users with a saved model")
+    p.add_argument("--model", required=True, help="artifact (.joblib, manifest, or its folder)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--events", default=None, help="event log: features as of its last day")
+    src.add_argument("--table", default=None, help="feature table with the model's columns")
+    p.add_argument("--id-col", default=None)
+    p.add_argument("--out", default="risk.csv")
+    p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("bench", help="run the benchmarks")
     p.add_argument("--only", default=None, help="run benchmarks whose name contains this")

@@ -26,3 +26,27 @@ def test_module_entry_point_reports_bad_arguments_without_traceback(tmp_path: Pa
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.startswith("error:") and "x.txt" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_simulate_features_train_score_chain(tmp_path: Path):
+    """The command-line chain a script would run: each step reads what the one before wrote."""
+    import pandas as pd
+
+    def run(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "churnlib", *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    events, feats, model, risk = (tmp_path / n for n in ("ev.parquet", "f.parquet", "model", "risk.csv"))
+    assert "events" in run("simulate", "--users", "250", "--days", "60", "--seed", "3", "--out", str(events))
+    run("features", "--events", str(events), "--as-of", "2018-11-01", "--as-of", "2018-11-08",
+        "--horizon", "14", "--out", str(feats))
+    table = pd.read_parquet(feats)
+    assert set(table["as_of"].dt.strftime("%Y-%m-%d")) == {"2018-11-01", "2018-11-08"}
+    printed = run("train", "--table", str(feats), "--id-col", "userId", "--label-col", "churned", "--out", str(model),
+                  "--models", "logreg", "--strategies", "none", "--search-budget", "2", "--n-splits", "2")
+    assert "chosen:" in printed and (model / "metrics.json").exists()
+    run("score", "--model", str(model), "--events", str(events), "--out", str(risk))
+    scored = pd.read_csv(risk)
+    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band"]
+    assert scored["churn_probability"].between(0, 1).all() and set(scored["risk_band"]) <= {"low", "medium", "high"}
