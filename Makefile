@@ -10,6 +10,7 @@ KERNEL := churnlib
 DATA ?=
 ID_COL ?= user_id
 LABEL_COL ?= is_churned
+SPLIT_COL ?=
 CONFIG ?= config/report.yaml
 PYTEST_ARGS ?=
 
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 report: setup
-	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL))
+	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL))
 
 test: setup
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)

@@ -24,7 +24,8 @@ from churnlib import paths
 def _cmd_report(args: argparse.Namespace) -> int:
     from churnlib.report import run_report
 
-    run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, kernel=args.kernel)
+    run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, split_col=args.split_col,
+               kernel=args.kernel)
     return 0
 
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="event log or snapshot table (default: the simulated log)")
     p.add_argument("--id-col", default="user_id", help="id column of a snapshot table")
     p.add_argument("--label-col", default="is_churned", help="label column of a snapshot table")
+    p.add_argument("--split-col", default=None, help="column marking rows train/test")
     p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")
     p.set_defaults(func=_cmd_report)
 

@@ -173,6 +173,7 @@ def run_report(
     *,
     id_col: str = "user_id",
     label_col: str = "is_churned",
+    split_col: str | None = None,
     kernel: str = "churnlib",
     notebooks: list[Path] | None = None,
     root: str | os.PathLike | None = None,
@@ -188,6 +189,8 @@ def run_report(
         An event log or snapshot table; ``None`` uses the simulated default log.
     id_col, label_col
         Id and label columns when ``data`` is a snapshot table.
+    split_col
+        Column marking rows train/test (the modelling notebooks then hold out the test rows).
     kernel
         Jupyter kernel that runs the notebooks (``make setup`` registers ``churnlib``).
     notebooks
@@ -233,7 +236,7 @@ def run_report(
     injected = {
         **cfg.get("parameters", {}),
         "data": str(data), "data_kind": kind, "id_col": id_col, "label_col": label_col,
-        "output_dir": str(staging),
+        "output_dir": str(staging), **({"split_col": split_col} if split_col else {}),
     }
     for i, nb in enumerate(notebooks, 1):
         params = {**injected, **cfg.get("notebooks", {}).get(nb.stem, {})}
