@@ -312,13 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     users, base_users = (args.users, args.baseline_users) if not args.quick else (300, 150)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    # The date leaving the label window before the end of the 60-day log (2018-10-01 start).
-    as_of = (pd.Timestamp("2018-10-01") + pd.Timedelta(days=DAYS - args.horizon)).strftime("%Y-%m-%d")
+    from churnlib.features import observation_dates
+
+    ok = True
+    big = _log(cache / f"events_u{users}_d{DAYS}_s{SEED}.parquet", users, DAYS)
+    # The latest date that leaves the label window inside the log.
+    as_of = observation_dates(big, args.horizon)[-1]
     print(f"bench_features: one observation date ({as_of}), {args.horizon:g}-day label window",
           flush=True)
-    ok = True
-
-    big = _log(cache / f"events_u{users}_d{DAYS}_s{SEED}.parquet", users, DAYS)
     n_big = _events(big)
     r = _measure("duckdb", big, as_of, args.horizon)
     print(f"[full scale] {n_big:,} events -> {r['rows']:,} rows ({r['positives']:,} churned): "
