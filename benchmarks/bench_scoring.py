@@ -1,6 +1,6 @@
 """Benchmark: scoring users from a feature table with a saved model (target: 100,000 users/s).
 
-A model is trained the way ``04_models`` trains it (``run_training``, CI-sized budget) on features of
+A model is trained the way ``05_models`` trains it (``run_training``, CI-sized budget) on features of
 a simulated log and saved as an artifact. A scoring table of ``--users`` rows is then drawn from the
 feature rows (with fresh ids) and scored:
 

@@ -1,4 +1,4 @@
-"""Figures of the modelling notebooks (``03_imbalance``, ``04_models``).
+"""Figures of the modelling notebooks (``04_imbalance``, ``05_models``).
 
 Every title states the finding, computed from the numbers plotted.
 """

@@ -5,7 +5,7 @@ Every candidate is one imbalanced-learn :class:`~imblearn.pipeline.Pipeline`:
 the whole pipeline inside each training fold, so imputation statistics, scaling and synthetic
 samples never see the rows they are scored on (resamplers act only during ``fit``).
 
-The training flow (:func:`churnlib.training.run_training`, used by ``04_models`` and
+The training flow (:func:`churnlib.training.run_training`, used by ``05_models`` and
 ``python -m churnlib train``; ``train_command``, ``run_training`` and ``TrainingResult`` are also
 importable from here):
 

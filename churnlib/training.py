@@ -1,6 +1,6 @@
 """The training flow: hold out, compare, tune, calibrate, set the threshold, refit, save.
 
-Used by ``notebooks/04_models.ipynb`` and ``python -m churnlib train`` (:func:`train_command`), so
+Used by ``notebooks/05_models.ipynb`` and ``python -m churnlib train`` (:func:`train_command`), so
 both produce the same ``metrics.json`` and artifact:
 
 1. hold out a test part (a given split column, else a stratified, group-aware fraction);
@@ -404,7 +404,7 @@ def _jsonable_params(params: dict) -> dict:
 
 def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_col: str | None = None,
                   out: str | os.PathLike | None = None, **budget: Any) -> TrainingResult:
-    """``python -m churnlib train``: the model comparison of ``04_models`` on a table, saved to ``out``.
+    """``python -m churnlib train``: the model comparison of ``05_models`` on a table, saved to ``out``.
 
     Parameters
     ----------
