@@ -441,8 +441,13 @@ def training_table(data: str | os.PathLike | None = None, data_kind: str | None 
                    id_col: str = "user_id", label_col: str = "is_churned", *, n_users: int = 300,
                    days: int = 60, seed: int = 7, as_of: Sequence[str] | None = None,
                    horizon_days: float = 14, inactivity_days: float | None = None,
-                   output_dir: str | os.PathLike | None = None) -> tuple[pd.DataFrame, str, str, str, Path]:
+                   output_dir: str | os.PathLike | None = None,
+                   feature_set: bool = True) -> tuple[pd.DataFrame, str, str, str, Path]:
     """The table the modelling notebooks work on, with its id and label columns.
+
+    With ``feature_set`` (the default), the features that ``03_feature_validation`` left out of this
+    very table (``processed_data_dir(output_dir)/feature_set.json``, matched by the table's
+    fingerprint) are dropped; see :func:`apply_feature_set`.
 
     * ``data`` None: the feature table ``02_features`` wrote
       (``processed_data_dir(output_dir)/features.parquet``), else features built from the simulated
@@ -456,6 +461,51 @@ def training_table(data: str | os.PathLike | None = None, data_kind: str | None 
     (table, id_col, label_col, description, source)
         Feature tables use ``userId``/``churned``; ``source`` is the file read (for its fingerprint).
     """
+    table, id_col, label_col, text, source = _training_table(
+        data, data_kind, id_col, label_col, n_users=n_users, days=days, seed=seed, as_of=as_of,
+        horizon_days=horizon_days, inactivity_days=inactivity_days, output_dir=output_dir)
+    if feature_set:
+        table, note = apply_feature_set(table, source, label_col, output_dir)
+        text += note
+    return table, id_col, label_col, text, source
+
+
+def apply_feature_set(table: pd.DataFrame, source: str | os.PathLike, label_col: str,
+                      output_dir: str | os.PathLike | None = None) -> tuple[pd.DataFrame, str]:
+    """Drop the features ``03_feature_validation`` left out, when it validated this very table.
+
+    The chosen set is read from ``processed_data_dir(output_dir)/feature_set.json``; it applies only
+    when its fingerprint is that of ``source`` and its label column is ``label_col`` (a set chosen on
+    another table is ignored, and the note says so).
+
+    Returns
+    -------
+    (table, note)
+        The table without the dropped features, and a sentence for the notebook ("" when no set exists).
+    """
+    import json
+
+    from churnlib import paths
+    from churnlib.load import data_fingerprint
+
+    path = paths.processed_data_dir(output_dir) / "feature_set.json"
+    if not path.exists():
+        return table, ""
+    chosen = json.loads(path.read_text())
+    if chosen.get("label_col") != label_col or chosen.get("fingerprint") != data_fingerprint(source):
+        return table, (f"; the feature set in `{path.name}` was chosen on another table "
+                       f"(`{chosen.get('source')}`), so every feature is kept")
+    dropped = [c for c in chosen.get("dropped", {}) if c in table.columns and c != label_col]
+    kept = [c for c in chosen.get("features", []) if c in table.columns]
+    if not kept:
+        return table, f"; `{path.name}` keeps none of this table's features, so every feature is kept"
+    return (table.drop(columns=dropped),
+            f"; the feature set chosen by 03_feature_validation ({len(kept)} features, "
+            f"{len(dropped)} left out)")
+
+
+def _training_table(data, data_kind, id_col, label_col, *, n_users, days, seed, as_of, horizon_days,
+                    inactivity_days, output_dir) -> tuple[pd.DataFrame, str, str, str, Path]:
     from churnlib import features, paths
     from churnlib.datasets import default_event_log
     from churnlib.load import detect_kind, load_events
