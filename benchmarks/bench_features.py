@@ -8,8 +8,10 @@
    dictionary's definitions) at a scale pandas handles (about 2.5 million events), two ways: the
    same code applied per user (``groupby("userId")`` and a function per user, the usual first
    version) and as vectorised groupby aggregations over the whole frame. All three engines run in
-   child processes in the same run; the 10x target is checked against both baselines, and the
-   tables are compared value by value, so the baselines double as an independent check of the SQL.
+   child processes in the same run. The 10x target is judged against the straightforward per-user
+   version (the baseline the target names); the ratio to the hand-vectorised version is printed too,
+   as information, since it is the stronger baseline. The tables are compared value by value, so
+   the baselines double as an independent check of the SQL.
 
 Usage::
 
@@ -352,10 +354,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {'PASS' if same else 'FAIL'}: same table as DuckDB"
               + ("" if same else f" (differs on {', '.join(mismatch[:10])})"))
         ok &= same
-        if not args.quick:
+        if args.quick:
+            continue
+        if engine == "pandas-per-user":
             good = ratio >= MIN_SPEEDUP
-            print(f"    {'PASS' if good else 'FAIL'}: DuckDB at least {MIN_SPEEDUP:.0f}x faster")
+            print(f"    {'PASS' if good else 'FAIL'}: DuckDB at least {MIN_SPEEDUP:.0f}x faster than the "
+                  "straightforward groupby version (the issue's target)")
             ok &= good
+        else:
+            print(f"    info: {ratio:.1f}x against hand-vectorised pandas (a stronger baseline than the "
+                  f"target names; {'above' if ratio >= MIN_SPEEDUP else 'below'} {MIN_SPEEDUP:.0f}x)")
     print(f"bench_features: {'PASS' if ok else 'FAIL'}")
     return 0
 
