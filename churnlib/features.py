@@ -42,6 +42,7 @@ __all__ = [
     "feature_dictionary",
     "feature_sql",
     "features_command",
+    "key_numbers",
     "leakage_report",
     "MAIN_FEATURES",
     "observation_dates",
@@ -685,3 +686,47 @@ def plot_leakage(report: pd.DataFrame, top: int = 20, auc_threshold: float = 0.8
         title = "No feature could be scored against the label"
     ax.set_title(title)
     return fig
+
+
+def key_numbers(table: pd.DataFrame, label_col: str = "churned", *, leakage: pd.DataFrame | None = None,
+                horizon_days: float | None = None) -> dict[str, str]:
+    """Headline numbers of the feature step, for ``reports/index.html``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A feature table of :func:`build_features` (``userId``, ``as_of``, label, features), or a
+        snapshot table (one row per user).
+    label_col : str, default "churned"
+        Its label column.
+    leakage : pandas.DataFrame, optional
+        The table's :func:`leakage_report`; None when it was not screened (one class only).
+    horizon_days : float, optional
+        Label window of a feature table.
+
+    Returns
+    -------
+    dict
+        Label -> short string, in display order.
+    """
+    from churnlib.eda import churn_rate
+
+    rate = str(churn_rate(table[label_col]))
+    if leakage is None:
+        screened = "not screened (one class)"
+    else:
+        suspects = leakage.loc[leakage["suspect"], "feature"].tolist()
+        screened = f"{len(suspects)}" + (f" ({', '.join(suspects)})" if suspects else "")
+    if "as_of" not in table.columns:
+        return {"Rows": f"{len(table):,}", "Positive rate": rate,
+                "Features": f"{table.shape[1] - 2} snapshot columns", "Leakage suspects": screened}
+    dates = sorted(table["as_of"].dt.strftime("%Y-%m-%d").unique())
+    return {
+        "Rows (user x date)": f"{len(table):,}",
+        "Users": f"{table['userId'].nunique():,}",
+        "Observation dates": f"{len(dates)} ({', '.join(dates)})",
+        "Label window": f"{horizon_days:g} days" if horizon_days is not None else "n/a",
+        "Positive rate": rate,
+        "Features": f"{len(feature_columns(table))}",
+        "Leakage suspects": screened,
+    }

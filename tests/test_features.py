@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnlib import features as F
+from churnlib.eda import churn_rate
 from churnlib.labels import LabelCensoredError, observation_labels, to_epoch_ms
 from churnlib.schema import KNOWN_PAGES, LABEL_PAGES
 
@@ -368,3 +369,20 @@ def test_observation_dates_fit_the_label_window(sim_events):
 
 def test_main_features_are_documented():
     assert set(F.MAIN_FEATURES) <= set(F.feature_columns())
+
+
+def test_key_numbers_of_a_feature_table_and_a_snapshot():
+    table = pd.DataFrame({
+        "userId": ["a", "b", "a", "b"],
+        "as_of": pd.to_datetime(["2018-10-01", "2018-10-01", "2018-10-08", "2018-10-08"], utc=True),
+        "churned": [0, 1, 0, 0], "tenure_days": [1.0, 2.0, 8.0, 9.0]})
+    leaks = pd.DataFrame({"feature": ["tenure_days"], "suspect": [True]})
+    n = F.key_numbers(table, leakage=leaks, horizon_days=14)
+    assert n["Rows (user x date)"] == "4" and n["Users"] == "2"
+    assert n["Observation dates"] == "2 (2018-10-01, 2018-10-08)"
+    assert n["Label window"] == "14 days" and n["Features"] == "1"
+    assert n["Leakage suspects"] == "1 (tenure_days)"
+    assert n["Positive rate"] == str(churn_rate(table["churned"]))
+    snap = pd.DataFrame({"id": [1, 2, 3], "y": [0, 1, 1], "x": [0.1, 0.2, 0.3]})
+    s = F.key_numbers(snap, "y", leakage=None)
+    assert s["Features"] == "1 snapshot columns" and s["Leakage suspects"] == "not screened (one class)"
