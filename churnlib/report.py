@@ -98,40 +98,114 @@ def _failure_message(notebook: Path, exc: Exception) -> str:
     return f"notebook {notebook.name} failed{where}: {ename}: {evalue}\n{tail}".rstrip()
 
 
+#: nbconvert's lab template without the scripts it pulls from CDNs (require.js, MathJax, mermaid,
+#: widgets): a report must render offline, e.g. when it is sent by mail. Markdown LaTeX then shows as
+#: source text, which the stakeholder reports do not use.
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+_EXTERNAL = re.compile(
+    r"""(?:\bsrc\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]+)"""
+    r"""|(?:<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]+)"""
+    r"""|(?:@import\s+(?:url\()?["']?(?:https?:)?//[^"')\s;]+)"""
+    r"""|(?:\bimport\s*\(\s*["'](?:https?:)?//[^"']+)""",
+    re.IGNORECASE,
+)
+
+
+def external_resources(page: str) -> list[str]:
+    """Resources an HTML page would fetch from the network (scripts, images, stylesheets, imports).
+
+    Links a reader may click (``<a href="https://...">``) are not resources and are not listed.
+    """
+    return [m.group(0) for m in _EXTERNAL.finditer(page)]
+
+
+def report_title(nb: Any, default: str) -> str:
+    """The first Markdown heading of a notebook (its report title), else ``default``."""
+    return next(
+        (c.source.lstrip("# ").splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("#")),
+        default,
+    )
+
+
 def export_html(executed: Path, out: Path) -> Path:
-    """Render an executed notebook as stakeholder HTML: code hidden, images embedded."""
+    """Render an executed notebook as stakeholder HTML: code hidden, self-contained.
+
+    Code inputs are hidden everywhere; cells tagged ``remove-cell`` (and the papermill parameters)
+    are dropped with their output, cells tagged ``remove-input`` keep only their output. Images are
+    embedded as ``data:`` URIs and no script is loaded from a CDN, so the file renders offline.
+    """
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(executed, as_version=4)
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+        extra_loaders=[jinja2.DictLoader({"churnlib_offline.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="churnlib_offline.html.j2",
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
     )
     remover = TagRemovePreprocessor(
-        remove_cell_tags={"remove-cell", "injected-parameters", "parameters"}, enabled=True
+        remove_cell_tags={"remove-cell", "injected-parameters", "parameters"},
+        remove_input_tags={"remove-input"}, enabled=True,
     )
     exporter.register_preprocessor(remover, enabled=True)
-    title = next(
-        (c.source.lstrip("# ").splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("#")),
-        executed.stem,
-    )
+    title = report_title(nb, executed.stem)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     out.write_text(body, encoding="utf-8")
     return out
 
 
-def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_date: str) -> str:
+def index_order(notebooks: list[Path], first: list[str] | None = None) -> list[Path]:
+    """The order of the reports in ``index.html``.
+
+    Parameters
+    ----------
+    notebooks
+        The notebooks in run order.
+    first
+        Notebook names to list first, in this order (``index_first`` in ``config/report.yaml``);
+        by default every ``*_summary`` notebook: the stakeholder summary runs last (it reads the
+        others' outputs) but is where a reader starts.
+
+    Returns
+    -------
+    list of Path
+    """
+    if first is None:
+        first = [nb.stem for nb in notebooks if nb.stem.endswith("_summary")]
+    rank = {name: i for i, name in enumerate(first)}
+    return sorted(notebooks, key=lambda nb: (rank.get(nb.stem, len(rank)),))
+
+
+def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_date: str,
+                first: list[str] | None = None) -> str:
+    ordered = index_order(notebooks, first)
+    leading = set((first if first is not None else [nb.stem for nb in notebooks if nb.stem.endswith("_summary")]))
     rows = []
-    for nb in notebooks:
+    for nb in ordered:
         numbers_file = reports / KEY_NUMBERS_DIR / f"{nb.stem}.json"
         numbers = json.loads(numbers_file.read_text()) if numbers_file.exists() else {}
         items = "".join(
             f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in numbers.items()
         )
+        executed = reports / "executed" / nb.name
+        title = nb.stem
+        if executed.exists():
+            import nbformat
+
+            title = report_title(nbformat.read(executed, as_version=4), nb.stem)
+        start = nb.stem in leading
         rows.append(
-            f'<section><h2><a href="{nb.stem}.html">{html.escape(nb.stem)}</a></h2>'
-            f'<p class="meta">rendered in {result.seconds.get(nb.stem, 0):.1f} s · '
+            (f'<section class="start-here"><p class="badge">Start here · Summary for stakeholders</p>' if start
+             else "<section>")
+            + f'<h2><a href="{nb.stem}.html">{html.escape(title)}</a></h2>'
+            f'<p class="meta">{html.escape(nb.stem)} · rendered in {result.seconds.get(nb.stem, 0):.1f} s · '
             f'<a href="executed/{nb.name}">executed notebook</a></p>'
             + (f"<table>{items}</table>" if items else "")
             + "</section>"
@@ -142,6 +216,8 @@ def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_dat
 body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; color: #222; }}
 table {{ border-collapse: collapse; }} td {{ padding: .2rem .8rem .2rem 0; border-bottom: 1px solid #ddd; }}
 .meta {{ color: #666; font-size: .9rem; }} code {{ background: #f3f3f3; padding: 0 .2rem; }}
+.start-here {{ border: 2px solid #DD8452; border-radius: .5rem; padding: 0 1rem 1rem; margin-bottom: 2rem; }}
+.badge {{ font-weight: bold; color: #DD8452; margin-bottom: 0; }}
 </style></head><body>
 <h1>churnlib reports</h1>
 <p class="meta">Run {html.escape(run_date)} · data <code>{html.escape(result.data)}</code> ({html.escape(result.data_kind)})
@@ -261,7 +337,7 @@ def run_report(
 
     run_date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (staging / "reports" / "index.html").write_text(
-        _index_html(result, notebooks, staging / "reports", run_date), encoding="utf-8"
+        _index_html(result, notebooks, staging / "reports", run_date, cfg.get("index_first")), encoding="utf-8"
     )
     _publish(staging, root)
     shutil.rmtree(staging, ignore_errors=True)

@@ -119,3 +119,103 @@ def test_strip_outputs(tmp_path: Path):
     cell = nbformat.read(path, as_version=4).cells[2]
     assert cell.outputs == [] and cell.execution_count is None
     assert strip_outputs([path]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Stakeholder summary first in the index; self-contained HTML
+# ---------------------------------------------------------------------------------------------
+
+def _index_sections(index: str) -> list[str]:
+    return re.findall(r'<section[^>]*>.*?<h2><a href="([^"]+)\.html"', index, flags=re.S)
+
+
+def test_summary_is_listed_first_though_it_runs_last(project: Path, tiny_log: Path):
+    _write_nb(project / "notebooks" / "09_summary.ipynb", ["print('summary body')"])
+    _write_nb(project / "notebooks" / "01_first.ipynb", ["print('first body')"])
+    messages: list[str] = []
+    run_report(None, tiny_log, root=project, log=messages.append)
+    assert any("[3/3] 09_summary" in m for m in messages)  # still runs last: it reads the others' outputs
+    index = (project / "reports" / "index.html").read_text()
+    assert _index_sections(index) == ["09_summary", "01_first", "02_second"]
+    first_section = index[index.index("<section"):index.index("</section>")]
+    assert "Start here" in first_section and "Summary for stakeholders" in first_section
+    assert "Report 09_summary" in first_section  # the report's own title, not only its file name
+    assert index.count("Start here") == 1
+
+
+def test_index_first_config_key_sets_the_order(project: Path, tiny_log: Path, tmp_path: Path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("index_first: [02_second]\n")
+    run_report(config, tiny_log, root=project, log=lambda m: None)
+    index = (project / "reports" / "index.html").read_text()
+    assert _index_sections(index) == ["02_second", "01_first"]
+
+
+def test_index_order_without_a_summary_keeps_run_order():
+    from churnlib.report import index_order
+    nbs = [Path("01_a.ipynb"), Path("02_b.ipynb")]
+    assert index_order(nbs) == nbs
+    assert index_order(nbs + [Path("09_summary.ipynb")])[0] == Path("09_summary.ipynb")
+
+
+def test_reports_fetch_nothing_from_the_network(project: Path, tiny_log: Path):
+    from churnlib.report import external_resources
+    _write_nb(project / "notebooks" / "03_third.ipynb", [
+        "from IPython.display import Markdown, display\ndisplay(Markdown('$x^2$ shown'))",
+    ])
+    run_report(None, tiny_log, root=project, log=lambda m: None)
+    for page in (project / "reports").glob("*.html"):
+        text = page.read_text()
+        assert external_resources(text) == [], page.name
+        assert "cdnjs" not in text and "require.min.js" not in text
+    # the detector itself finds what nbconvert's stock template pulls in
+    assert external_resources('<script src="https://cdnjs.cloudflare.com/x.js"></script>')
+    assert not external_resources('<a href="https://example.org">a link to click</a>')
+
+
+def test_remove_input_keeps_the_output_and_remove_cell_drops_it(tmp_path: Path, tiny_log: Path):
+    root = tmp_path / "proj"
+    path = _write_nb(root / "notebooks" / "01_tags.ipynb", [])
+    nb = nbformat.read(path, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell("print('kept-' + 'output')", metadata={"tags": ["remove-input"]}),
+                 nbformat.v4.new_code_cell("print('dropped-' + 'output')", metadata={"tags": ["remove-cell"]})]
+    nbformat.write(nb, path)
+    run_report(None, tiny_log, root=root, log=lambda m: None)
+    page = (root / "reports" / "01_tags.html").read_text()
+    assert "kept-output" in page and "dropped-output" not in page
+    assert "print(" not in page
+
+
+def test_summary_notebook_reads_earlier_outputs_and_says_no_signal_first(tmp_path: Path, spotify_snapshot: Path):
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    metrics = {"data": {"rows_test": 1600, "churn_rate_test": 0.26},
+               "chosen": {"model": "logreg", "strategy": "none",
+                          "holdout": {m: {"value": v, "low": v - 0.05, "high": v + 0.05} for m, v in
+                                      {"precision": 0.27, "recall": 0.5, "lift_top_decile": 1.02, "roc_auc": 0.51}.items()}},
+               "signal_detected": False,
+               "signal_statement": "No detectable signal: holdout ROC-AUC 0.510 covers 0.5 (fixture)."}
+    # an earlier notebook of the same run writes metrics.json and risk scores, as 05/06 do
+    _write_nb(root / "notebooks" / "05_fake_models.ipynb", [
+        "import json\nimport pandas as pd\nfrom churnlib import paths\n"
+        f"(paths.models_dir(output_dir) / 'metrics.json').write_text(json.dumps({metrics!r}))\n"
+        "pd.DataFrame({'user_id': ['secret-user-1', 'u2'], 'churn_probability': [0.9, 0.1], 'churn_label': [1, 0],"
+        " 'risk_band': ['high', 'low'], 'reason_1': ['error_per_song', 'songs_7d'], 'reason_2': [None, None],"
+        " 'reason_3': [None, None]}).to_parquet(paths.processed_data_dir(output_dir) / 'risk_scores.parquet')",
+    ])
+    shutil.copy(ROOT / "notebooks" / "09_summary.ipynb", root / "notebooks")
+    run_report(None, spotify_snapshot, root=root, log=lambda m: None, id_col="user_id", label_col="is_churned")
+    page = (root / "reports" / "09_summary.html").read_text()
+    body = re.sub(r"<(style|script)\b.*?</\1>", " ", page[page.index("<body"):], flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", body)
+    assert "Traceback" not in text and "Error" not in text and "application/vnd.jupyter.stderr" not in body
+    first_heading = re.search(r"<h2[^>]*>(.*?)</h2>", page, flags=re.S).group(1)
+    assert "No detectable churn signal" in first_heading
+    assert "covers 0.5 (fixture)" in text
+    assert "secret-user-1" not in text  # no risk list presented as actionable
+    assert "Not available in this run" in text  # drivers / monitoring were not written
+    assert "2,071 of 8,000" in text  # churn rate with its counts, from the real table
+    numbers = json.loads((root / "reports" / "key_numbers" / "09_summary.json").read_text())
+    assert numbers["Signal detected"] == "no"
+    index = (root / "reports" / "index.html").read_text()
+    assert _index_sections(index)[0] == "09_summary"
