@@ -18,7 +18,7 @@ Which explainer, by model family:
   transformed space (numbers at their training mean, as the scaler centres them; no missing flag;
   no category) unless a ``background`` is given, so a user's values do not depend on who else is
   scored in the same batch.
-* anything else (KNN): :class:`shap.PermutationExplainer` on the churn probability against a small
+* anything else (KNN): :class:`shap.KernelExplainer` on the churn probability against a small
   background sample (model-agnostic, slow: explain few rows).
 * the dummy baseline: no reasons, it predicts a constant.
 
@@ -50,8 +50,8 @@ __all__ = [
 CONSTANT_MESSAGE = "no reasons: the baseline predicts a constant (the training churn rate) for every user"
 #: |Spearman correlation| between a feature's value and its SHAP value needed to state a direction.
 _DIRECTION_MIN_RHO = 0.3
-#: Background rows for the model-agnostic explainer.
-_AGNOSTIC_BACKGROUND = 50
+#: Background rows for the model-agnostic explainer (its cost grows with them).
+_AGNOSTIC_BACKGROUND = 20
 
 
 @dataclass
@@ -203,11 +203,11 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
         Reference rows (model inputs) for the linear and model-agnostic explainers; tree explainers
         use the training data stored in the trees. Default: linear models are explained against
         the origin of the transformed space (see the module notes), the model-agnostic explainer
-        against up to 50 rows drawn from ``X``.
+        against up to 20 rows drawn from ``X`` (so its values depend on the batch).
     max_rows : int, optional
         Explain at most this many rows, drawn at random with ``seed`` (kept in input order).
     seed : int
-        Seed of the row sample, the background sample and the permutation explainer.
+        Seed of the row sample, the background sample and the kernel explainer's coalitions.
     n_jobs : int
         Threads for LightGBM / XGBoost contributions.
 
@@ -275,7 +275,8 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
         v = np.asarray(le.shap_values(A))
         return done(v, float(np.ravel(le.expected_value)[0]), f"shap LinearExplainer ({how})", "log-odds")
 
-    # model-agnostic: permutation SHAP of the churn probability against a small background sample
+    # model-agnostic: Kernel SHAP of the churn probability against a small background sample.
+    # (shap's PermutationExplainer compiles numba code on first use: ~20 s per process.)
     if background is None:
         bg = _rows(data, _AGNOSTIC_BACKGROUND, seed).to_numpy()
     else:
@@ -284,13 +285,15 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
     def f(a: np.ndarray) -> np.ndarray:
         return final.predict_proba(a)[:, 1]
 
-    pe = shap.PermutationExplainer(f, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed)
-    if len(A):
-        res = pe(A, max_evals=2 * A.shape[1] + 1, silent=True)
-        v, base = res.values, float(np.ravel(res.base_values)[0])
-    else:
-        v, base = np.zeros(A.shape), float(f(bg).mean())
-    return done(v, base, f"shap PermutationExplainer ({len(bg)} background rows)", "probability")
+    state = np.random.get_state()  # KernelExplainer samples coalitions with numpy's global generator
+    np.random.seed(seed)
+    try:
+        ke = shap.KernelExplainer(f, bg)
+        v = np.asarray(ke.shap_values(A, silent=True)) if len(A) else np.zeros(A.shape)
+        base = float(np.ravel(ke.expected_value)[0])
+    finally:
+        np.random.set_state(state)
+    return done(v.reshape(A.shape), base, f"shap KernelExplainer ({len(bg)} background rows)", "probability")
 
 
 # --------------------------------------------------------------------------------------------
