@@ -28,7 +28,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import clone
 
 from churnlib import evaluation as ev
@@ -75,7 +74,7 @@ _OTHER = "(other)"
 # --------------------------------------------------------------------------------------------
 
 def _is_categorical(s: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
+    return getattr(s.dtype, "kind", "O") not in "iufb"
 
 
 def _psi_from_counts(ref: np.ndarray, cur: np.ndarray, pseudo_count: float) -> float:
@@ -127,13 +126,19 @@ def psi(reference: Sequence | pd.Series, current: Sequence | pd.Series, *, bins:
         rc = r.value_counts().reindex(levels, fill_value=0).to_numpy()
         cc = c.value_counts().reindex(levels, fill_value=0).to_numpy()
         return _psi_from_counts(rc, cc, pseudo_count)
-    r = pd.to_numeric(ref, errors="coerce").to_numpy(float)
-    c = pd.to_numeric(cur, errors="coerce").to_numpy(float)
+    return _psi_numeric(_as_float(ref), _as_float(cur), bins, pseudo_count)
+
+
+def _as_float(x) -> np.ndarray:
+    s = x if isinstance(x, pd.Series) else pd.Series(x)
+    if getattr(s.dtype, "kind", "O") not in "iufb":
+        s = pd.to_numeric(s, errors="coerce")
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable NA -> NaN
+
+
+def _psi_numeric(r: np.ndarray, c: np.ndarray, bins: int, pseudo_count: float) -> float:
     r_ok, c_ok = r[~np.isnan(r)], c[~np.isnan(c)]
-    if len(r_ok):
-        edges = np.unique(np.quantile(r_ok, np.linspace(0, 1, bins + 1)[1:-1]))
-    else:
-        edges = np.array([])
+    edges = np.unique(np.quantile(r_ok, np.linspace(0, 1, bins + 1)[1:-1])) if len(r_ok) else np.array([])
     k = len(edges) + 1
     # bin i holds edges[i-1] <= x < edges[i]; the extra last bin counts missing values
     rc = np.bincount(np.searchsorted(edges, r_ok, side="right"), minlength=k)
@@ -145,17 +150,24 @@ def psi(reference: Sequence | pd.Series, current: Sequence | pd.Series, *, bins:
     return _psi_from_counts(rc, cc, pseudo_count)
 
 
+def _ks_numeric(r: np.ndarray, c: np.ndarray) -> float:
+    r, c = np.sort(r[~np.isnan(r)]), np.sort(c[~np.isnan(c)])
+    if not len(r) or not len(c):
+        return float("nan")
+    # the statistic as ks_2samp computes it, without its p-value (an exact p-value is slow and
+    # unused: the rule thresholds the statistic)
+    both = np.concatenate([r, c])
+    gap = np.searchsorted(r, both, side="right") / len(r) - np.searchsorted(c, both, side="right") / len(c)
+    return float(np.max(np.abs(gap)))
+
+
 def ks(reference: Sequence | pd.Series, current: Sequence | pd.Series) -> float:
     """Two-sample Kolmogorov-Smirnov statistic of the non-missing values.
 
     The largest gap between the two empirical distribution functions
-    (:func:`scipy.stats.ks_2samp`), 0 to 1; NaN when either window has no value.
+    (as :func:`scipy.stats.ks_2samp`), 0 to 1; NaN when either window has no value.
     """
-    r = pd.to_numeric(pd.Series(reference), errors="coerce").dropna().to_numpy(float)
-    c = pd.to_numeric(pd.Series(current), errors="coerce").dropna().to_numpy(float)
-    if not len(r) or not len(c):
-        return float("nan")
-    return float(stats.ks_2samp(r, c).statistic)
+    return _ks_numeric(_as_float(reference), _as_float(current))
 
 
 def _feature_names(frame: pd.DataFrame) -> list[str]:
@@ -245,15 +257,22 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
     for name in names:
         r, c = reference[name], current[name]
         cat = _is_categorical(r)
-        p = psi(r, c, bins=bins, categorical=cat) if enough else float("nan")
-        k = ks(r, c) if enough and not cat else float("nan")
+        rm = cm = p = k = float("nan")
+        if cat:
+            if enough:
+                p = psi(r, c, bins=bins, categorical=True)
+        else:
+            ra, ca = _as_float(r), _as_float(c)
+            with np.errstate(all="ignore"):
+                rm = float(np.nanmean(ra)) if (~np.isnan(ra)).any() else float("nan")
+                cm = float(np.nanmean(ca)) if (~np.isnan(ca)).any() else float("nan")
+            if enough:
+                p, k = _psi_numeric(ra, ca, bins, PSEUDO_COUNT), _ks_numeric(ra, ca)
         why = []
         if np.isfinite(p) and p > psi_threshold:
             why.append(f"PSI {p:.2f} > {psi_threshold:g}")
         if np.isfinite(k) and k > ks_threshold:
             why.append(f"KS {k:.2f} > {ks_threshold:g}")
-        rm = float(pd.to_numeric(r, errors="coerce").mean()) if not cat else float("nan")
-        cm = float(pd.to_numeric(c, errors="coerce").mean()) if not cat else float("nan")
         rows.append({"feature": name, "kind": "categorical" if cat else "numeric", "psi": p, "ks": k,
                      "reference_mean": rm, "current_mean": cm, "drifted": bool(why),
                      "reason": "; ".join(why) if why else ("too few rows" if not enough else "")})
@@ -683,16 +702,17 @@ def _pipeline_of(champion) -> tuple[Any, str | None]:
 
 
 def _paired_bootstrap(y, p_a, p_b, groups, metric: str, n_bootstrap: int, seed: int) -> np.ndarray:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     from churnlib.evaluation import _bootstrap_rows
 
+    score = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}[metric]
     draw = _bootstrap_rows(None if groups is None else np.asarray(groups), len(y), np.random.default_rng(seed))
     diffs = []
     for _ in range(n_bootstrap):
         idx = draw()
         if 0 < y[idx].sum() < len(idx):
-            a = ev.metric_values(y[idx], p_a[idx], p_a[idx] >= 0.5)[metric]
-            b = ev.metric_values(y[idx], p_b[idx], p_b[idx] >= 0.5)[metric]
-            diffs.append(b - a)
+            diffs.append(score(y[idx], p_b[idx]) - score(y[idx], p_a[idx]))
     return np.asarray(diffs)
 
 
@@ -737,6 +757,8 @@ def challenge(champion, X_train: pd.DataFrame, y_train: Sequence, X_holdout: pd.
 
     if rule not in ("paired", "point"):
         raise ValueError(f"rule must be 'paired' or 'point', got {rule!r}")
+    if metric not in ("pr_auc", "roc_auc"):
+        raise ValueError(f"metric must be 'pr_auc' or 'roc_auc', got {metric!r}")
     y_tr = np.asarray(y_train).astype(int)
     y_ho = np.asarray(y_holdout).astype(int)
     if isinstance(champion, LoadedModel):
