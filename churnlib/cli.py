@@ -77,8 +77,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from churnlib.scoring import score_command
 
-    scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col)
-    print(f"wrote {args.out}: {len(scored):,} users scored")
+    scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col,
+                           reasons=args.reasons)
+    print(f"wrote {args.out}: {len(scored):,} users scored" + (" with their top three reasons" if args.reasons else ""))
     return 0
 
 
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--table", default=None, help="feature table with the model's columns")
     p.add_argument("--id-col", default=None)
     p.add_argument("--out", default="risk.csv")
+    p.add_argument("--reasons", action="store_true",
+                   help="add reason_1..reason_3: each user's top three risk-raising features (SHAP; slower)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("bench", help="run the benchmarks")

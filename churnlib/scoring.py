@@ -3,7 +3,14 @@
 Input is either a feature/snapshot table with the model's feature columns, or a raw event log, for
 which features are built as of the end of the log's last day (users who already cancelled are left
 out: they are no longer customers). Output: one row per user with the churn probability, the label
-at the model's threshold and a risk band (low / medium / high).
+at the model's threshold and a risk band (low / medium / high), and optionally each user's top three
+reasons: the features that raise that user's risk most, in plain words (:mod:`churnlib.explain`).
+
+Speed: probabilities run the model's own pipeline unchanged (identical outputs), with threads for
+the model step only; the ``ColumnTransformer`` stays in-process (its ``n_jobs`` spawns worker
+processes and memory-maps the data, which costs far more than the transform itself). Reasons use the
+fastest exact SHAP route of the model (LightGBM ``pred_contrib``, XGBoost ``pred_contribs``) and
+are much slower than probabilities.
 """
 from __future__ import annotations
 
@@ -16,10 +23,13 @@ import pandas as pd
 
 from churnlib.artifact import LoadedModel, load_artifact
 
-__all__ = ["OUTPUT_COLUMNS", "features_from_events", "prepare_inputs", "score_command", "score_frame"]
+__all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "features_from_events", "prepare_inputs", "score_command",
+           "score_frame"]
 
 #: Columns of the risk file after the id column.
 OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_band")
+#: Columns added by ``reasons=True``: each user's top three risk-raising features, in plain words.
+REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
 _MS_PER_DAY = 86_400_000
 
 
@@ -38,7 +48,8 @@ def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the input lacks {len(missing)} feature column(s) the model needs: "
                          f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    X = frame[names].copy()
+    X = frame[names]
+    changed = {}
     for f in model.feature_schema:
         c, s = f["name"], X[f["name"]]
         if f["kind"] == "numeric" and not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
@@ -46,26 +57,36 @@ def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
             bad = num.isna() & s.notna() & (s.astype("string").str.strip() != "")
             if bad.any():
                 raise ValueError(f"column {c!r} must be numeric; e.g. {s[bad].iloc[0]!r}")
-            X[c] = num
+            changed[c] = num
         elif f["kind"] == "categorical" and pd.api.types.is_numeric_dtype(s):
-            X[c] = s.astype("string")
+            changed[c] = s.astype("string")
+    if changed:  # no deep copy of the whole table: only the coerced columns are new
+        X = X.copy(deep=False)
+        for c, v in changed.items():
+            X[c] = v
     return X
 
 
 def _set_threads(estimator, n_jobs: int) -> None:
-    """Let every step of a (calibrated) pipeline that takes ``n_jobs`` use ``n_jobs`` threads."""
+    """Give the model step of a (calibrated) pipeline ``n_jobs`` threads; preprocessing runs in-process.
+
+    A ``ColumnTransformer`` with ``n_jobs`` > 1 runs its transformers in worker *processes* and
+    memory-maps the data to them: on a 50,000-row table that alone took longer than the whole
+    transform and the model together. Neither setting changes any output.
+    """
     inner = getattr(estimator, "estimator", None)
     if inner is not None and not hasattr(estimator, "get_params"):  # churnlib CalibratedModel
         _set_threads(inner, n_jobs)
         return
-    for _, step in getattr(estimator, "steps", [(None, estimator)]):
+    steps = [s for _, s in getattr(estimator, "steps", [(None, estimator)])]
+    for i, step in enumerate(steps):
         if hasattr(step, "get_params") and "n_jobs" in step.get_params(deep=False):
-            step.set_params(n_jobs=n_jobs)
+            step.set_params(n_jobs=n_jobs if i == len(steps) - 1 else None)
 
 
 def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = None,
-                n_jobs: int = 2) -> pd.DataFrame:
-    """Score a table in memory.
+                n_jobs: int = 2, reasons: bool = True) -> pd.DataFrame:
+    """Score a table in memory, with each user's top three reasons.
 
     Parameters
     ----------
@@ -77,20 +98,34 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
         Id column (default: the training id column; absent ids are numbered 0..n-1 as ``row``).
     n_jobs : int, default 2
         Threads for models that predict in parallel (tree ensembles); scoring is a batch job.
+    reasons : bool, default True
+        Add :data:`REASON_COLUMNS`: per user, the (at most) three features whose SHAP values raise
+        that user's churn risk most, e.g. ``"days since last login: 23 (raises risk)"``
+        (:func:`churnlib.explain.top_reasons`). Fewer than three features raising the risk leave
+        the remaining columns missing (empty in the CSV); the constant baseline model leaves all of
+        them missing. Much slower than the probabilities (SHAP values for every user and feature).
 
     Returns
     -------
     pandas.DataFrame
-        The id column then :data:`OUTPUT_COLUMNS`, in input order.
+        The id column then :data:`OUTPUT_COLUMNS` (and :data:`REASON_COLUMNS`), in input order.
     """
     id_col = id_col or model.id_col
     _set_threads(model.estimator, n_jobs)
-    p = model.estimator.predict_proba(prepare_inputs(model, frame))[:, 1]
+    X = prepare_inputs(model, frame)
+    p = model.estimator.predict_proba(X)[:, 1]
     bands = model.risk_bands
     band = np.where(p >= bands["high_from"], "high", np.where(p >= bands["medium_from"], "medium", "low"))
     ids = frame[id_col].astype(str).to_numpy() if id_col in frame.columns else np.arange(len(frame))
-    return pd.DataFrame({id_col if id_col in frame.columns else "row": ids, "churn_probability": p,
-                         "churn_label": (p >= model.threshold).astype("int64"), "risk_band": band})
+    out = pd.DataFrame({id_col if id_col in frame.columns else "row": ids, "churn_probability": p,
+                        "churn_label": (p >= model.threshold).astype("int64"), "risk_band": band})
+    if reasons:
+        from churnlib.explain import explain_model, top_reasons
+
+        why = top_reasons(explain_model(model.estimator, X, n_jobs=n_jobs), X, k=len(REASON_COLUMNS))
+        for c in REASON_COLUMNS:
+            out[c] = why[c].to_numpy()
+    return out
 
 
 def features_from_events(events: str | os.PathLike) -> pd.DataFrame:
@@ -121,8 +156,8 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def score_command(model: str | os.PathLike, events: str | os.PathLike | None = None,
                   table: str | os.PathLike | None = None, out: str | os.PathLike = "risk.csv",
-                  id_col: str | None = None, n_jobs: int = 2) -> pd.DataFrame:
-    """``python -m churnlib score``: write ``user id, churn_probability, churn_label, risk_band``.
+                  id_col: str | None = None, n_jobs: int = 2, reasons: bool = True) -> pd.DataFrame:
+    """``python -m churnlib score``: write ``user id, churn_probability, churn_label, risk_band[, reasons]``.
 
     Parameters
     ----------
@@ -139,6 +174,9 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         Id column of ``table`` (default: the training id column; ``userId`` for event logs).
     n_jobs : int, default 2
         Threads for models that predict in parallel.
+    reasons : bool, default True
+        Add ``reason_1`` .. ``reason_3``: each user's top three risk-raising features
+        (see :func:`score_frame`).
 
     Returns
     -------
@@ -159,7 +197,7 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         frame, id_col = features_from_events(events), "userId"
     else:
         frame = _read_table(Path(table))
-    scored = score_frame(loaded, frame, id_col=id_col, n_jobs=n_jobs)
+    scored = score_frame(loaded, frame, id_col=id_col, n_jobs=n_jobs, reasons=reasons)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

@@ -50,3 +50,32 @@ def test_simulate_features_train_score_chain(tmp_path: Path):
     scored = pd.read_csv(risk)
     assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band"]
     assert scored["churn_probability"].between(0, 1).all() and set(scored["risk_band"]) <= {"low", "medium", "high"}
+
+
+def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from churnlib.artifact import save_artifact
+    from churnlib.models import make_pipeline
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"user_id": [f"u{i}" for i in range(80)], "days_since_last_login": rng.exponential(5, 80),
+                          "songs_7d": rng.poisson(30, 80)})
+    y = (table["days_since_last_login"] > 5).astype(int).to_numpy()
+    X = table[["days_since_last_login", "songs_7d"]]
+    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "m" / "churn_model.joblib", threshold=0.5,
+                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id",
+                  feature_schema=[{"name": c, "kind": "numeric"} for c in X.columns])
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
+                 "--out", str(tmp_path / "r.csv"), "--reasons"]) == 0
+    assert "top three reasons" in capsys.readouterr().out
+    scored = pd.read_csv(tmp_path / "r.csv")
+    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
+                                        "reason_3"]
+    long_gone = table["days_since_last_login"] > 12  # far above the mean: the driver is the first reason
+    assert long_gone.any() and scored.loc[long_gone, "reason_1"].str.startswith("days since last login: ").all()
+    assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
+                 "--out", str(tmp_path / "plain.csv")]) == 0
+    assert "reason_1" not in pd.read_csv(tmp_path / "plain.csv").columns

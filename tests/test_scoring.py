@@ -36,7 +36,7 @@ def test_score_a_table_writes_ids_probabilities_labels_and_bands(event_model, tm
     table.drop(columns=["churned"]).to_csv(path, index=False)
     risk = scoring.score_command(out, table=path, out=tmp_path / "risk.csv")
     written = pd.read_csv(tmp_path / "risk.csv", dtype={"userId": str})
-    assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS]
+    assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]  # reasons by default
     assert list(written["userId"]) == list(table["userId"])
     model = A.load_artifact(out)
     p = risk["churn_probability"].to_numpy()
@@ -83,3 +83,87 @@ def test_tampered_model_is_refused_before_scoring(event_model, tmp_path):
     table.to_parquet(tmp_path / "t.parquet")
     with pytest.raises(A.ArtifactError):
         scoring.score_command(copy, table=tmp_path / "t.parquet", out=tmp_path / "r.csv")
+
+
+# --------------------------------------------------------------------------------------------
+# Reasons and the speed work
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lgbm_model(event_model, tmp_path_factory):
+    """A calibrated LightGBM pipeline (the usual final model) saved as an artifact, and its table."""
+    from churnlib import thresholds as th
+    from churnlib.training import _schema
+
+    _, table = event_model
+    X = M.feature_frame(table, "userId", "churned")
+    y = table["churned"].to_numpy()
+    pipe = M.make_pipeline("lightgbm", "none", seed=0).fit(X, y)
+    model = th.CalibratedModel(pipe, "isotonic", pipe.predict_proba(X)[:, 1], y)
+    out = tmp_path_factory.mktemp("lgbm")
+    A.save_artifact(model, out / M.ARTIFACT_NAME, threshold=0.3, risk_bands={"medium_from": 0.15, "high_from": 0.3},
+                    feature_schema=_schema(X), id_col="userId")
+    return out, table
+
+
+@pytest.mark.parametrize("which", ["logreg", "lightgbm"])
+def test_probabilities_equal_the_models_own_predict_proba(which, event_model, lgbm_model):
+    out, table = event_model if which == "logreg" else lgbm_model
+    fresh = A.load_artifact(out)  # untouched by score_frame's thread settings
+    X = scoring.prepare_inputs(fresh, table)
+    expect = fresh.estimator.predict_proba(X)[:, 1]
+    inner = getattr(fresh.estimator, "estimator", fresh.estimator)
+    for _, step in inner.steps:  # as scoring ran before the speed work: every step with n_jobs at 2
+        if "n_jobs" in step.get_params(deep=False):
+            step.set_params(n_jobs=2)
+    np.testing.assert_array_equal(fresh.estimator.predict_proba(X)[:, 1], expect)
+    model = A.load_artifact(out)
+    for n_jobs in (1, 2):
+        for reasons in (False, True):
+            got = scoring.score_frame(model, table, n_jobs=n_jobs, reasons=reasons)["churn_probability"]
+            np.testing.assert_array_equal(got.to_numpy(), expect)
+
+
+def test_scoring_leaves_the_callers_table_unchanged(event_model):
+    out, table = event_model
+    model = A.load_artifact(out)
+    frame = table.drop(columns=["churned"]).head(30).copy()
+    frame["events_7d"] = frame["events_7d"].astype(str)  # numbers as text: coerced for the model only
+    before = frame.copy()
+    scored = scoring.score_frame(model, frame, reasons=False)
+    pd.testing.assert_frame_equal(frame, before)
+    ref = scoring.score_frame(model, table.drop(columns=["churned"]).head(30), reasons=False)
+    np.testing.assert_allclose(scored["churn_probability"], ref["churn_probability"])
+
+
+@pytest.mark.parametrize("which", ["logreg", "lightgbm"])
+def test_reasons_name_risk_raising_features_in_plain_words(which, event_model, lgbm_model):
+    from churnlib.explain import explain_model
+
+    out, table = event_model if which == "logreg" else lgbm_model
+    model = A.load_artifact(out)
+    scored = scoring.score_frame(model, table)
+    assert list(scored.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]
+    assert scored["churn_probability"].equals(scoring.score_frame(model, table, reasons=False)["churn_probability"])
+    by = explain_model(model, table).by_feature()
+    labels = {f.replace("_", " "): f for f in model.feature_names}
+    for i, row in scored.iterrows():
+        texts = [t for t in row[list(scoring.REASON_COLUMNS)] if pd.notna(t)]
+        feats = [labels[t.split(": ")[0]] for t in texts]
+        assert all(t.endswith("(raises risk)") for t in texts)
+        assert all(by.loc[i, f] > 0 for f in feats)  # only features that raise this user's risk
+        assert feats == list(by.loc[i].sort_values(ascending=False).index[:len(feats)])  # strongest first
+        assert len(texts) == min(3, int((by.loc[i] > 0).sum()))
+    assert scored["reason_1"].notna().mean() > 0.9
+
+
+def test_score_command_writes_reasons_to_the_csv(event_model, tmp_path):
+    out, table = event_model
+    path = tmp_path / "table.parquet"
+    table.drop(columns=["churned"]).to_parquet(path)
+    scoring.score_command(out, table=path, out=tmp_path / "risk.csv", reasons=True)
+    written = pd.read_csv(tmp_path / "risk.csv", dtype={"userId": str})
+    assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]
+    assert written["reason_1"].dropna().str.endswith("(raises risk)").all()
+    scoring.score_command(out, table=path, out=tmp_path / "plain.csv", reasons=False)
+    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["userId", *scoring.OUTPUT_COLUMNS]
