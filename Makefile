@@ -12,14 +12,30 @@ ID_COL ?= user_id
 LABEL_COL ?= is_churned
 SPLIT_COL ?=
 CONFIG ?= config/report.yaml
+CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup report test bench lab clean-outputs strip-notebooks help
+.PHONY: setup browser report test bench lab clean-outputs strip-notebooks help
 
 help:
 	@echo "make report [DATA=path] | make test | make bench | make lab | make setup"
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium for tests/test_report_browser.py (Debian packages; nothing is downloaded by the tests).
+# A cheap check when it is there, so re-running setup never re-runs apt; as root (CI) it installs what is
+# missing, otherwise it says how. Without it the browser test skips (and fails under CI=true).
+browser:
+	@if [ -x "$(CHROMIUM)" ] && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing headless Chromium for the report browser test:"; \
+	  echo "    apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else \
+	  echo "note: headless Chromium not found ($(CHROMIUM), chromedriver): the report browser test will be skipped"; \
+	  echo "      (it fails under CI=true). Install it with:"; \
+	  echo "      sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver"; \
+	fi
 
 # Re-runs only when the dependency set changes. Versions come from requirements.lock (pip constraints).
 $(STAMP): pyproject.toml requirements.lock
@@ -33,7 +49,7 @@ $(STAMP): pyproject.toml requirements.lock
 	echo "==> setup done in $$(( $$(date +%s) - start )) s; venv size $$(du -sh $(VENV) | cut -f1)"
 	@touch $(STAMP)
 
-report: setup
+report: $(STAMP)
 	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL))
 
 test: setup

@@ -411,9 +411,15 @@ def model_quality_section(metrics: dict | None) -> Section:
              if data.get("rows_test") else "Measured on held-out rows that no modelling choice saw")
     chosen = metrics.get("chosen", {})
     model = f" ({chosen.get('model')}, {chosen.get('strategy')})" if chosen.get("model") else ""
-    good = lift and lift[1] > 1
-    head = ("The model ranks churners well above chance" if good and signal_detected(metrics) else
-            "The model is no reliable guide to who will churn")
+    signal = signal_detected(metrics)
+    if signal is None:  # no signal verdict in the file: judge by the ranking interval alone
+        signal = bool(auc and auc[1] > 0.5)
+    if not signal:
+        head = "The model is no reliable guide to who will churn"
+    elif lift and lift[1] > 1:
+        head = "The model ranks churners well above chance"
+    else:  # a real signal, but the list's top is too small to be sure how much it concentrates churners
+        head = "The model ranks churners better than chance, with wide uncertainty"
     return Section(head, f"{where}{model}; brackets are 95% intervals.\n\n" + "\n".join(lines), numbers=numbers)
 
 

@@ -128,7 +128,9 @@ def test_model_quality_words_follow_the_numbers():
 def test_model_quality_headline_depends_on_signal_and_lift():
     assert "well above chance" in summary.model_quality_section(_metrics()).title
     assert "no reliable guide" in summary.model_quality_section(_metrics(detected=False)).title
-    assert "no reliable guide" in summary.model_quality_section(_metrics(lift=(1.1, 0.8, 1.5))).title
+    assert "wide uncertainty" in summary.model_quality_section(_metrics(lift=(1.1, 0.8, 1.5))).title
+    no_verdict = {k: v for k, v in _metrics(auc=(0.6, 0.45, 0.7)).items() if k != "signal_detected"}
+    assert "no reliable guide" in summary.model_quality_section(no_verdict).title
 
 
 # ---------------------------------------------------------------------------------------------
