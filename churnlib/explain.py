@@ -39,6 +39,7 @@ __all__ = [
     "Explanation",
     "describe_reason",
     "explain_model",
+    "explainer_route",
     "global_importance",
     "plot_beeswarm",
     "plot_dependence",
@@ -187,6 +188,27 @@ def _rows(X: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
 # Explaining
 # --------------------------------------------------------------------------------------------
 
+_SHAP_TREES = ("HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier",
+               "DecisionTreeClassifier", "GradientBoostingClassifier")
+
+
+def _is_linear(final: Any) -> bool:
+    return hasattr(final, "coef_") and hasattr(final, "intercept_") and np.ravel(final.intercept_).size == 1
+
+
+def explainer_route(model: Any) -> str:
+    """How :func:`explain_model` explains ``model``: ``"constant"``, ``"tree"``, ``"linear"`` or
+    ``"agnostic"`` (model-agnostic Kernel SHAP: slow, explain few rows)."""
+    estimator, _, _ = _unwrap(model)
+    final = _parts(estimator)[1]
+    kind = type(final).__name__
+    if kind == "DummyClassifier" or len(getattr(final, "classes_", [0, 1])) < 2:
+        return "constant"
+    if kind in ("LGBMClassifier", "XGBClassifier", *_SHAP_TREES):
+        return "tree"
+    return "linear" if _is_linear(final) else "agnostic"
+
+
 def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | None = None,
                   max_rows: int | None = None, seed: int = 0, n_jobs: int = 1) -> Explanation:
     """SHAP values of the positive class (churn) for the rows of ``X``.
@@ -249,8 +271,7 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
         return done(c[:, :-1], c[0, -1] if len(c) else 0.0, "XGBoost TreeSHAP (pred_contribs)", "log-odds")
     import shap
 
-    if kind in ("HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier",
-                "DecisionTreeClassifier", "GradientBoostingClassifier"):
+    if kind in _SHAP_TREES:
         try:
             te = shap.TreeExplainer(final)
             v = np.asarray(te.shap_values(A, check_additivity=False))
@@ -264,7 +285,7 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
             return done(v, base, "shap TreeExplainer (path-dependent TreeSHAP)", output)
         except Exception:  # a version of a model shap cannot parse: the model-agnostic route below
             pass
-    if hasattr(final, "coef_") and hasattr(final, "intercept_") and np.ravel(final.intercept_).size == 1:
+    if _is_linear(final):
         if background is None:
             ref = np.zeros((1, A.shape[1]))
             how = "reference: the origin of the transformed space"

@@ -155,6 +155,8 @@ def test_every_model_family_is_explained(name):
     expl = E.explain_model(pipe, X.head(5), seed=0)
     assert expl.values.shape[0] == 5 and np.isfinite(expl.values).all()
     reasons = E.top_reasons(expl)
+    route = {"dummy": "constant", "logreg": "linear", "knn": "agnostic"}.get(name, "tree")
+    assert E.explainer_route(pipe) == route
     if name == "dummy":
         assert expl.message == E.CONSTANT_MESSAGE and "constant" in expl.method
         assert (expl.values == 0).all() and reasons[["reason_1", "reason_2", "reason_3"]].isna().all().all()
