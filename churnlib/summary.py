@@ -497,30 +497,39 @@ def drivers_section(drivers: pd.DataFrame | None, n: int = 8, signal: bool | Non
     if drivers is None or drivers.empty:
         return not_available(title, "the main drivers", "no drivers (`drivers.csv`) were written")
     d = drivers.sort_values("mean_abs_shap", ascending=False, kind="stable").head(n)
-    label = d["meaning"].fillna(d["feature"]) if "meaning" in d else d["feature"]
+    label = _driver_labels(d)
     table = pd.DataFrame({"driver": label.to_numpy(), "feature": d["feature"].to_numpy(),
                           "effect on risk": d["direction"].to_numpy() if "direction" in d else "",
                           "weight (mean |SHAP|)": d["mean_abs_shap"].round(4).to_numpy()},
                          index=pd.RangeIndex(1, len(d) + 1, name="rank"))
-    top = label.iloc[0]
-    text = (f"The model leans most on: {', '.join(f'*{x}*' for x in label.head(3))}. The weight is the "
-            "average size of a feature's push on a user's score.")
+    top = str(d["feature"].iloc[0]).replace("_", " ")
+    how = str(d["direction"].iloc[0]) if "direction" in d and pd.notna(d["direction"].iloc[0]) else ""
+    text = (f"The model leans most on: {'; '.join(f'*{x}*' for x in label.head(3))}. The weight is the "
+            "average size of a feature's push on a user's score; the effect says whether higher values raise "
+            "or lower the risk.")
     if signal is False:
         text += " With no detectable signal these weights describe noise, not causes."
         return Section("Drivers (not meaningful: no detectable signal)", text, table)
-    return Section(f"Churn risk is driven most by: {top[0].lower() + top[1:] if top else top}", text, table,
+    return Section(f"Churn risk is driven most by {top}" + (f" ({how})" if how and how != "mixed" else ""), text, table,
                    numbers={"Top driver": str(d['feature'].iloc[0])})
+
+
+def _driver_labels(d: pd.DataFrame) -> pd.Series:
+    """A driver's plain-words meaning, else its feature name (blank meanings count as missing)."""
+    if "meaning" not in d:
+        return d["feature"].astype(str)
+    meaning = d["meaning"].astype("string").str.strip().replace("", pd.NA)
+    return meaning.fillna(d["feature"].astype(str)).astype(str)
 
 
 def plot_drivers(drivers: pd.DataFrame, n: int = 10) -> plt.Figure:
     """Horizontal bars of the ``n`` largest drivers (mean absolute SHAP); the title names the top one."""
     d = drivers.sort_values("mean_abs_shap", ascending=False, kind="stable").head(n).iloc[::-1]
-    label = d["meaning"].fillna(d["feature"]) if "meaning" in d else d["feature"]
-    label = [s if len(s) <= 60 else s[:57] + "..." for s in label.astype(str)]
+    label = [s if len(s) <= 60 else s[:57] + "..." for s in _driver_labels(d)]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(d) + 1.2))
     ax.barh(label, d["mean_abs_shap"], color="#DD8452")
     ax.set_xlabel("average push on a user's churn score (mean |SHAP|)")
-    ax.set_title(f"Churn risk is driven most by {d['feature'].iloc[-1]}")
+    ax.set_title(f"Churn risk is driven most by {str(d['feature'].iloc[-1]).replace('_', ' ')}")
     return fig
 
 

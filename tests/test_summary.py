@@ -207,6 +207,29 @@ def test_reason_family_from_feature_name_and_meaning(feature: str, segment: str)
     assert summary.reason_family(meaning) == segment  # reasons written in plain words land in the same segment
 
 
+def test_reasons_written_by_explain_land_in_their_segment():
+    from churnlib.explain import describe_reason  # the words 06_explanations writes into risk_scores
+    for feature, segment in [("roll_advert_per_song", "adverts"), ("app_crash_count_30d", "errors / crashes"),
+                             ("customer_support_contact_30d", "help contacts"), ("submit_downgrade", "downgrade visits"),
+                             ("thumbs_down", "thumbs down / skips"), ("days_since_last_login", "falling listening")]:
+        assert summary.reason_family(describe_reason(feature, 3)) == segment, describe_reason(feature, 3)
+
+
+def test_drivers_use_meanings_and_name_the_leader():
+    drivers = pd.DataFrame({"feature": ["songs_7d", "roll_advert_per_song", "odd_one"],
+                            "mean_abs_shap": [0.1, 0.3, 0.05], "direction": ["higher lowers risk", "higher raises risk",
+                                                                              "mixed"],
+                            "meaning": ["Songs played in the last 7 days", "Adverts per song", ""]})
+    s = summary.drivers_section(drivers, signal=True)
+    assert s.title == "Churn risk is driven most by roll advert per song (higher raises risk)"
+    assert list(s.table["feature"]) == ["roll_advert_per_song", "songs_7d", "odd_one"]
+    assert s.table["driver"].iloc[-1] == "odd_one"  # a blank meaning falls back to the name
+    import matplotlib.pyplot as plt
+    fig = summary.plot_drivers(drivers)
+    assert fig.axes[0].get_title() == "Churn risk is driven most by roll advert per song"
+    plt.close(fig)
+
+
 def test_reason_family_of_nothing_is_other():
     assert summary.reason_family(None) == summary.reason_family("") == summary.reason_family("gender") == "other"
 
