@@ -44,7 +44,9 @@ __all__ = [
     "LADDER_STEPS",
     "FeatureSelection",
     "ValidationResult",
+    "cluster_table",
     "compare_feature_sets",
+    "comparison_table",
     "feature_ladder",
     "importance",
     "ladder_statement",
@@ -232,7 +234,8 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
         each with ``_low``/``_high`` (95% intervals; F1 at a threshold chosen on the other folds);
         ``delta_roc_auc`` and ``delta_pr_auc`` with ``_low``/``_high`` -- the paired difference to
         the previous set on the same out-of-fold rows and bootstrap draws; ``folds_better`` -- in how
-        many of the CV folds the ROC-AUC rose over the previous set (of ``n_folds``); ``verdict`` --
+        many of the CV folds the ROC-AUC rose over the previous set (of ``n_folds``); ``gain_roc_auc``
+        with ``_low``/``_high`` -- the same paired difference to the first set; ``verdict`` --
         ``"helps"``/``"hurts"`` when the ROC-AUC difference interval excludes 0, else
         ``"no clear change"`` (``"first"`` for the first set).
     """
@@ -277,6 +280,7 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
         if k == 0:
             for m in _PAIRED:
                 row[f"delta_{m}"] = row[f"delta_{m}_low"] = row[f"delta_{m}_high"] = np.nan
+            row["gain_roc_auc"] = row["gain_roc_auc_low"] = row["gain_roc_auc_high"] = np.nan
             row["folds_better"], row["verdict"] = np.nan, "first"
             continue
         for j, m in enumerate(_PAIRED):
@@ -286,6 +290,13 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
                 row[f"delta_{m}_low"], row[f"delta_{m}_high"] = np.nanpercentile(d, [2.5, 97.5])
             else:
                 row[f"delta_{m}_low"] = row[f"delta_{m}_high"] = np.nan
+        # cumulative gain over the first set, on the same draws
+        row["gain_roc_auc"] = point[k, 0] - point[0, 0]
+        if n_bootstrap:
+            row["gain_roc_auc_low"], row["gain_roc_auc_high"] = np.nanpercentile(reps[:, k, 0] - reps[:, 0, 0],
+                                                                               [2.5, 97.5])
+        else:
+            row["gain_roc_auc_low"] = row["gain_roc_auc_high"] = np.nan
         row["folds_better"] = int(np.sum(fold_auc[k] > fold_auc[k - 1]))
         lo, hi = row["delta_roc_auc_low"], row["delta_roc_auc_high"]
         row["verdict"] = "helps" if lo > 0 else "hurts" if hi < 0 else "no clear change"
@@ -317,7 +328,61 @@ def ladder_statement(comparison: pd.DataFrame) -> str:
         steps.append(f"{name}: ROC-AUC {_signed(r['delta_roc_auc'])} ({_signed(r['delta_roc_auc_low'])} to "
                      f"{_signed(r['delta_roc_auc_high'])}), better in {int(r['folds_better'])} of "
                      f"{int(r['n_folds'])} folds -- {what}")
-    return head + ("" if not steps else " Step by step: " + "; ".join(steps) + ".")
+    tail = ""
+    if len(comparison) > 2:
+        last = comparison.iloc[-1]
+        clear = last["gain_roc_auc_low"] > 0 or last["gain_roc_auc_high"] < 0
+        tail = (f" All steps together, {comparison.index[-1]} vs {comparison.index[0]}: ROC-AUC "
+                f"{_signed(last['gain_roc_auc'])} ({_signed(last['gain_roc_auc_low'])} to "
+                f"{_signed(last['gain_roc_auc_high'])}) -- {'a clear change' if clear else 'no clear change'}.")
+    return head + ("" if not steps else " Step by step: " + "; ".join(steps) + ".") + tail
+
+
+def _iv(v: float, lo: float, hi: float, signed: bool = False) -> str:
+    if not np.isfinite(v):
+        return ""
+    f = _signed if signed else (lambda x: f"{x:.3f}")
+    return f"{f(v)} ({f(lo)} to {f(hi)})" if signed else f"{v:.3f} ({lo:.3f}–{hi:.3f})"
+
+
+def comparison_table(comparison: pd.DataFrame, ladder: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """A :func:`compare_feature_sets` result for reading: intervals as text, one row per set.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+    ladder : mapping, optional
+        The compared sets, to list what each step adds (first few names).
+    """
+    rows = []
+    prev: list[str] = []
+    for name, r in comparison.iterrows():
+        row = {"set": name, "features": int(r["n_features"])}
+        if ladder is not None:
+            added = [c for c in ladder[name] if c not in set(prev)]
+            row["adds"] = ", ".join(added[:4]) + (f" … (+{len(added) - 4})" if len(added) > 4 else "")
+            prev = list(ladder[name])
+        for m, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("f1", "F1")):
+            row[label] = _iv(r[m], r[f"{m}_low"], r[f"{m}_high"])
+        row["Δ ROC-AUC vs previous"] = _iv(r["delta_roc_auc"], r["delta_roc_auc_low"], r["delta_roc_auc_high"], True)
+        row["Δ PR-AUC vs previous"] = _iv(r["delta_pr_auc"], r["delta_pr_auc_low"], r["delta_pr_auc_high"], True)
+        row["folds better"] = "" if r["verdict"] == "first" else f"{int(r['folds_better'])}/{int(r['n_folds'])}"
+        row["verdict"] = "" if r["verdict"] == "first" else r["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("set")
+
+
+def cluster_table(clusters: pd.DataFrame) -> pd.DataFrame:
+    """Clusters with more than one member: the representative kept, the duplicates dropped, the weakest |rho|."""
+    rows = []
+    for _, m in clusters[clusters["cluster_size"] > 1].groupby("cluster", sort=True):
+        rep = m.loc[m["kept"], "feature"].iloc[0]
+        dropped = m.loc[~m["kept"]]
+        rows.append({"kept": rep, "dropped as duplicates": ", ".join(dropped["feature"]),
+                     "members": len(m), "lowest |ρ| with kept": float(dropped["rho"].abs().min()),
+                     "association of kept (|rank-biserial|)": float(m.loc[m["kept"], "association"].iloc[0])})
+    return pd.DataFrame(rows, columns=["kept", "dropped as duplicates", "members", "lowest |ρ| with kept",
+                                       "association of kept (|rank-biserial|)"])
 
 
 def plot_feature_sets(comparison: pd.DataFrame):
@@ -345,9 +410,15 @@ def plot_feature_sets(comparison: pd.DataFrame):
     helps = [n for n in names if comparison.loc[n, "verdict"] == "helps"]
     if (comparison["roc_auc_low"] <= 0.5).all():
         title = "No feature set beats chance: every ROC-AUC interval covers 0.5"
+    elif helps and comparison["roc_auc_low"].iloc[0] <= 0.5:
+        title = (f"{names[0]} score at chance (ROC-AUC {comparison['roc_auc'].iloc[0]:.2f}); "
+                 f"{' and '.join(helps)} raise{'s' if len(helps) == 1 else ''} it to {comparison['roc_auc'].iloc[-1]:.2f}")
     elif helps:
         title = (f"{' and '.join(helps)} clearly raise{'s' if len(helps) == 1 else ''} ROC-AUC; "
                  f"the full ladder reaches {comparison['roc_auc'].iloc[-1]:.2f}")
+    elif len(names) > 1 and comparison["gain_roc_auc_low"].iloc[-1] > 0:
+        title = (f"No single step is clearly better, but together they raise ROC-AUC from "
+                 f"{comparison['roc_auc'].iloc[0]:.2f} to {comparison['roc_auc'].iloc[-1]:.2f}")
     else:
         title = (f"{names[0]} already reach ROC-AUC {comparison['roc_auc'].iloc[0]:.2f}; "
                  "no later step clearly adds to it")
@@ -999,7 +1070,7 @@ def run_validation(table: pd.DataFrame, id_col: str, label_col: str, split_col: 
                    kind: str | None = None, model: str = "logreg", strategy: str = "class_weight",
                    n_splits: int = 3, n_repeats: int = 1, n_bootstrap: int = 200,
                    holdout_fraction: float = 0.2, exclude: Sequence[str] = (), redundancy_threshold: float = 0.9,
-                   n_permutations: int = 5, synthetic_effect_size: float | None = 0.5, alpha: float = 0.05,
+                   n_permutations: int = 5, synthetic_effect_size: float | None = 0.7, alpha: float = 0.05,
                    seed: int = 0, n_jobs: int = 1) -> ValidationResult:
     """Validate the features of a table on its training part, as the modelling step will cut it.
 

@@ -164,6 +164,7 @@ def test_adding_a_signal_feature_clearly_helps_and_more_effect_scores_higher():
         rows.append(c.loc["+ signal"])
     null, strong = rows
     assert strong["verdict"] == "helps" and strong["delta_roc_auc_low"] > 0 and strong["folds_better"] == 3
+    assert strong["gain_roc_auc"] == strong["delta_roc_auc"]  # two sets: the gain over the first is the step
     assert strong["roc_auc"] > null["roc_auc"] + 0.2
     assert null["roc_auc_low"] < 0.5 < strong["roc_auc_low"]
     for m in ("roc_auc", "pr_auc", "f1"):
