@@ -788,8 +788,9 @@ def plot_feature_contrast(contrast: pd.DataFrame) -> "plt.Figure":
     ax.legend(fontsize=8, loc="lower right")
     drawn = contrast[contrast["source"] == "drawn from the label"]
     measured = contrast[(contrast["source"] == "measured from events") & contrast["auc"].notna()]
-    # a measured feature may separate in the undocumented direction too: count both
-    n_sep = int(((measured["low"] > 0.5) | (measured["high"] < 0.5)).sum())
-    ax.set_title(f"Drawn from the label, {int((drawn['low'] > 0.5).sum())} of {len(drawn)} features separate "
-                 f"churners; measured from events, {n_sep} of {len(measured)} do")
+    # a measured feature may separate in the direction opposite to the generator's assumption
+    n_as, n_rev = int((measured["low"] > 0.5).sum()), int((measured["high"] < 0.5).sum())
+    ax.set_title(f"Drawn from the label, {int((drawn['low'] > 0.5).sum())} of {len(drawn)} separate churners as "
+                 f"assumed; measured from events, {n_as} of {len(measured)} do"
+                 + (f" and {n_rev} point the other way" if n_rev else ""), fontsize=11)
     return fig
