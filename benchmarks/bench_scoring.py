@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({result.chosen.model}, probabilities)")
         print(f"  model pipeline before (n_jobs=2 on every step): {n / before:,.0f} users/s; after (model step "
               f"only): {n / after:,.0f} users/s; identical probabilities: {same}")
-        print(f"with reasons     : {n_reasons:,} users in {with_reasons:.2f} s -> {n_reasons / with_reasons:,.0f} users/s "
+        print(f"with reasons     : {n_reasons:,} users in {with_reasons:.2f} s -> "
+              f"{n_reasons / with_reasons:,.0f} users/s "
               f"(top three reasons per user; {method})")
         print(f"end to end       : {n:,} users in {e2e:.2f} s -> {n / e2e:,.0f} users/s "
               "(verify artifact, read parquet, score, write CSV; no reasons)")

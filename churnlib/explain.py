@@ -266,7 +266,7 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
 
         booster = final.get_booster()
         booster.set_param({"nthread": max(1, n_jobs)})
-        c = booster.predict(xgb.DMatrix(A, missing=np.nan), pred_contribs=True,
+        c = booster.predict(xgb.DMatrix(A, missing=np.nan, feature_names=booster.feature_names), pred_contribs=True,
                             iteration_range=(0, booster.num_boosted_rounds()))
         return done(c[:, :-1], c[0, -1] if len(c) else 0.0, "XGBoost TreeSHAP (pred_contribs)", "log-odds")
     import shap
