@@ -305,6 +305,8 @@ def test_mini_table_flags_tenure_and_selection_drops_it(mini_user_features):
     assert "tenure_days" not in r.selection.features and "split" not in r.X.columns
     assert "tenure_days" not in r.ladder["original columns"]  # suspects stay out of the comparison
     assert len(r.y) == int((mini["split"] == "train").sum())
+    direct = V.select_features(r.X, r.y)  # computing its own leakage report on the same rows
+    assert "tenure_days" not in direct.features and direct.dropped == r.selection.dropped
 
 
 @pytest.mark.real_data
