@@ -103,7 +103,9 @@ class Explanation:
     @property
     def features(self) -> list[str]:
         """Original features, in model input order."""
-        return list(dict.fromkeys(self.original))
+        seen = set(self.original)
+        known = [c for c in self.inputs.columns if c in seen]
+        return known + [o for o in dict.fromkeys(self.original) if o not in set(known)]
 
     def margin(self) -> np.ndarray:
         """``values.sum(1) + base_value``: the explained output per row."""

@@ -206,3 +206,43 @@ def test_plots_name_the_leading_feature(data, fitted):
         E.plot_dependence(expl, "nope")
     for f in figs:
         plt.close(f)
+
+
+# --------------------------------------------------------------------------------------------
+# Real tables (skipped when ../shared/data is absent)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", ["logreg", "lightgbm"])
+def test_real_spotify_snapshot_categories_map_back_and_values_add_up(name, spotify_snapshot):
+    from churnlib.load import load_snapshot
+
+    table = load_snapshot(spotify_snapshot, id_col="user_id", label_col="is_churned").table.head(1500)
+    X = M.feature_frame(table, "user_id", "is_churned")
+    pipe = M.make_pipeline(name, "none", seed=0).fit(X, table["is_churned"].to_numpy())
+    expl = E.explain_model(pipe, X.head(200))
+    np.testing.assert_allclose(expl.margin(), margin(pipe, X.head(200)), atol=1e-5)
+    mapping = dict(zip(expl.feature_names, expl.original))
+    for cat in ("country", "subscription_type", "device_type", "gender"):
+        cols = [n for n in expl.feature_names if n.startswith(cat + "_")]
+        assert cols and {mapping[c] for c in cols} == {cat}
+    assert expl.features == list(X.columns)
+    reasons = E.top_reasons(expl)
+    country = reasons["reason_1"].dropna()
+    country = country[country.str.startswith("country: ")]
+    for i, text in country.items():  # a category's reason names the user's own category
+        assert text == f"country: {X.loc[i, 'country']} (raises risk)"
+
+
+@pytest.mark.real_data
+def test_real_mini_table_explains_every_user(mini_user_features):
+    from churnlib.load import load_snapshot
+
+    table = load_snapshot(mini_user_features, id_col="userId", label_col="churn").table
+    X = M.feature_frame(table, "userId", "churn", drop=["split", "tenure_days"])  # tenure_days: a known leak
+    pipe = M.make_pipeline("lightgbm", "none", seed=0).fit(X, table["churn"].to_numpy())
+    expl = E.explain_model(pipe, X)
+    np.testing.assert_allclose(expl.margin(), margin(pipe, X), atol=1e-5)
+    imp = E.global_importance(expl)
+    assert len(imp) == X.shape[1] and set(imp["direction"]) <= {"higher raises risk", "higher lowers risk", "mixed"}
+    assert imp["mean_abs_shap"].is_monotonic_decreasing
