@@ -1,16 +1,11 @@
 """The synthetic-feature study: generator properties, what the features buy, the real snapshot."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from churnlib import evaluation as ev
-from churnlib import models as M
 from churnlib import synthetic as S
 
 NAMES = list(S.SYNTHETIC_FEATURES)
