@@ -43,7 +43,10 @@ __all__ = [
     "ks",
     "latest_rows",
     "monitoring_summary",
+    "load_champion",
     "performance_check",
+    "plot_drift",
+    "plot_performance",
     "psi",
     "record_decision",
     "retrain_recommendation",
@@ -51,6 +54,7 @@ __all__ = [
     "scenario_config",
     "scenario_window",
     "simulate_window",
+    "stable_floats",
     "write_summary",
 ]
 
@@ -283,6 +287,27 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
     return DriftReport(table, psi_threshold, ks_threshold, len(reference), len(current))
 
 
+def stable_floats(table: pd.DataFrame, digits: int = 7) -> pd.DataFrame:
+    """A copy with every float column rounded to ``digits`` significant digits.
+
+    Two builds of the same log by :func:`churnlib.features.build_features` can differ in the last
+    digits of some float features (``listening_hours_*`` and ``listening_time_trend_7d`` by up to
+    ~1e-9 relative; the DuckDB sums depend on thread scheduling), and tree models bin on exact values,
+    so they then fit different trees. Rounding far below any meaningful precision (seven digits: 0.04
+    s in 100 listening hours) removes almost all of that; a value that sits on a rounding boundary can
+    still flip, so this is a mitigation, not a guarantee. The fix belongs in the feature SQL.
+    """
+    out = table.copy()
+    for c in out.columns:
+        if out[c].dtype == np.float64:
+            a = out[c].to_numpy()
+            with np.errstate(all="ignore"):
+                mag = np.floor(np.log10(np.abs(np.where(np.isfinite(a) & (a != 0), a, 1.0))))
+                scale = 10.0 ** (digits - 1 - mag)
+                out[c] = np.where(np.isfinite(a), np.round(a * scale) / scale, a)
+    return out
+
+
 def latest_rows(table: pd.DataFrame, date_col: str = "as_of") -> pd.DataFrame:
     """The rows of a stacked feature table at its latest observation date (one row per user).
 
@@ -410,14 +435,14 @@ def scenario_window(name: str, *, n_users: int = 300, days: float = 60, seed: in
     Returns
     -------
     pandas.DataFrame
-        As :func:`churnlib.features.build_features`.
+        As :func:`churnlib.features.build_features`, float columns through :func:`stable_floats`.
     """
     from churnlib import features
 
     events = simulate_window(scenario_config(name, base), n_users=n_users, days=days, seed=seed,
                              catalogue_seed=catalogue_seed, start=start, id_offset=id_offset)
     dates = features.observation_dates(events, horizon_days)
-    return features.build_features(events, dates if all_dates else dates[-1:], horizon_days=horizon_days)
+    return stable_floats(features.build_features(events, dates if all_dates else dates[-1:], horizon_days=horizon_days))
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,9 +493,9 @@ class FalseAlarmResult:
 
 def false_alarm_rate(n_samples: int = 10, *, n_users: int = 300, n_users_reference: int | None = None,
                      days: float = 60, seed: int = 1000, catalogue_seed: int = 7, start: str = "2018-10-01",
-                     horizon_days: float = 14, base=None, features: Sequence[str] | None = None,
-                     psi_threshold: float = PSI_THRESHOLD, ks_threshold: float = KS_THRESHOLD,
-                     bins: int = 10, min_rows: int = MIN_ROWS) -> FalseAlarmResult:
+                     horizon_days: float = 14, as_of: str | None = None, base=None,
+                     features: Sequence[str] | None = None, psi_threshold: float = PSI_THRESHOLD,
+                     ks_threshold: float = KS_THRESHOLD, bins: int = 10, min_rows: int = MIN_ROWS) -> FalseAlarmResult:
     """Run the monitor on ``n_samples`` pairs of fresh samples from one process and count alarms.
 
     The simulator gives every user an independent random stream, so one log of
@@ -486,8 +511,11 @@ def false_alarm_rate(n_samples: int = 10, *, n_users: int = 300, n_users_referen
         defaults to ``n_users``); use the sizes of the windows being monitored, since the false
         alarms depend on them.
     days, seed, catalogue_seed, start, horizon_days, base
-        The simulated process and its log (see :func:`simulate_window`; features as of the latest
-        observation date).
+        The simulated process and its log (see :func:`simulate_window`); the samples are the users
+        current at the latest observation date that leaves ``horizon_days`` of log (as in
+        :func:`scenario_window`).
+    as_of : str, optional
+        The observation date instead (e.g. the reference window's).
     features, psi_threshold, ks_threshold, bins, min_rows
         As for :func:`drift_report`.
 
@@ -500,10 +528,17 @@ def false_alarm_rate(n_samples: int = 10, *, n_users: int = 300, n_users_referen
 
     n_ref = n_users_reference or n_users
     block = n_ref + n_users
+    from churnlib.labels import to_epoch_ms
+    from churnlib.schema import CHURN_PAGE
+
     events = simulate_window(scenario_config("same_process", base), n_users=n_samples * block, days=days, seed=seed,
                              catalogue_seed=catalogue_seed, start=start)
-    dates = feats.observation_dates(events, horizon_days)
-    table = feats.build_features(events, dates[-1:], horizon_days=horizon_days)
+    t = to_epoch_ms(as_of if as_of is not None else feats.observation_dates(events, horizon_days)[-1])
+    # the users a feature table holds at that date: active before it and not yet cancelled (the
+    # eligibility of churnlib.labels.observation_labels; drift needs no labels, so none are built)
+    table = stable_floats(feats.user_features(events, t))
+    gone = events.loc[(events["page"] == CHURN_PAGE) & (events["ts"] < t), "userId"].unique()
+    table = table[~table["userId"].isin(gone)].reset_index(drop=True)
     idx = table["userId"].astype(int).to_numpy() - 1
     pair, offset = idx // block, idx % block
     counts, flagged, n_r, n_c = [], {}, [], []
@@ -632,6 +667,73 @@ def retrain_recommendation(drift: DriftReport, performance: pd.DataFrame | None,
 # --------------------------------------------------------------------------------------------
 # Champion / challenger
 # --------------------------------------------------------------------------------------------
+
+def load_champion(table: pd.DataFrame, *, model_path: str | os.PathLike | None = None,
+                  output_dir: str | os.PathLike | None = None, id_col: str = "userId", label_col: str = "churned",
+                  fallback_model: str = "lightgbm", seed: int = 0, n_jobs: int = 1):
+    """The champion: the artifact ``05_models`` saved, else a small one trained on ``table``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The reference window's feature table (the champion's training data).
+    model_path : path-like, optional
+        An artifact to use (default: ``models/churn_model.joblib`` under the output root).
+    output_dir : path-like, optional
+        Output root (see :func:`churnlib.paths.output_root`).
+    id_col, label_col : str
+        Columns of ``table``.
+    fallback_model : str, default "lightgbm"
+        Registry model of the fallback champion.
+    seed, n_jobs : int
+        For the fallback training.
+
+    Returns
+    -------
+    (LoadedModel, str)
+        The model and a plain description of where it came from. When the artifact is missing,
+        unreadable or needs columns ``table`` lacks (e.g. a model trained on a snapshot table), a
+        CI-sized champion is fitted on ``table``: the registry pipeline ``fallback_model`` with
+        defaults (:func:`churnlib.models.make_pipeline`) and an F1 threshold from group-aware
+        out-of-fold predictions. It is kept in memory only: nothing is written over the report's
+        final model.
+    """
+    from churnlib import paths
+    from churnlib.artifact import ArtifactError, LoadedModel, load_artifact
+    from churnlib.training import ARTIFACT_NAME
+
+    path = Path(model_path) if model_path is not None else paths.models_dir(output_dir) / ARTIFACT_NAME
+    why = f"no model at `{path}`"
+    if path.exists():
+        try:
+            model = load_artifact(path)
+        except ArtifactError as exc:
+            why = f"the model at `{path}` cannot be used ({exc})"
+        else:
+            lacking = [c for c in model.feature_names if c not in table.columns]
+            if not lacking:
+                m = model.manifest.get("model", {})
+                return model, (f"the champion saved by 05_models (`{path}`: {m.get('model', '?')} / "
+                               f"{m.get('strategy', '?')}, calibration {model.manifest.get('calibration')})")
+            why = f"the model at `{path}` needs {len(lacking)} column(s) the event-log features lack"
+    from churnlib import thresholds as th
+    from churnlib.models import feature_frame, make_pipeline
+    from churnlib.training import _schema
+
+    X = feature_frame(table, id_col, label_col)
+    y = table[label_col].to_numpy().astype(int)
+    g = table[id_col].astype(str).to_numpy()
+    pipe = make_pipeline(fallback_model, "none", seed=seed, n_jobs=n_jobs)
+    oof = ev.oof_predict(pipe, X, y, ev.cv_splits(y, g, 3, 1, seed), n_jobs=1)[0]
+    threshold = th.f1_threshold(y, oof)
+    bands = th.RiskBands.from_threshold(threshold)
+    model = LoadedModel(estimator=clone(pipe).fit(X, y), threshold=threshold,
+                        risk_bands={"medium_from": bands.medium_from, "high_from": bands.high_from},
+                        feature_schema=_schema(X), id_col=id_col,
+                        manifest={"model": {"model": fallback_model, "strategy": "none"}, "calibration": None})
+    return model, (f"a CI-sized champion trained here on the reference window ({fallback_model}, registry defaults, "
+                   f"F1 threshold {threshold:.3f} from out-of-fold predictions; kept in memory only), because {why}")
+
 
 @dataclass
 class ChallengeResult:
@@ -906,3 +1008,78 @@ def write_summary(summary: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     _write_json(path, summary)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def _names(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plot_drift(reports: dict[str, DriftReport], top: int = 15):
+    """Heatmap of PSI per feature (rows) and scenario (columns), drifted cells marked.
+
+    Rows: the features with the largest PSI in any scenario (at most ``top``). The title says which
+    scenarios fired and which stayed quiet.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    psi_tab = pd.DataFrame({k: r.table.set_index("feature")["psi"] for k, r in reports.items()})
+    flag = pd.DataFrame({k: r.table.set_index("feature")["drifted"] for k, r in reports.items()})
+    rows = psi_tab.max(axis=1).sort_values(ascending=False, kind="mergesort").head(top).index
+    psi_tab, flag = psi_tab.loc[rows], flag.loc[rows]
+    fig, ax = plt.subplots(figsize=(2.0 + 1.6 * len(reports), 0.5 + 0.32 * len(rows)))
+    labels = psi_tab.round(2).astype(str).where(~flag, psi_tab.round(2).astype(str) + " *")
+    thr = next(iter(reports.values())).psi_threshold
+    sns.heatmap(psi_tab.astype(float), annot=labels, fmt="", cmap="Reds", vmin=0, vmax=max(2 * thr, 0.5),
+                cbar_kws={"label": "PSI"}, ax=ax, linewidths=0.5)
+    fired = [k for k, r in reports.items() if r.fired]
+    quiet = [k for k, r in reports.items() if not r.fired]
+    title = (f"The monitor fired for {_names(fired)}" if fired else "The monitor fired for no scenario")
+    if quiet:
+        title += f"; {_names(quiet)} stayed quiet"
+    ax.set_title(title)
+    ax.set_xlabel("scenario (* drifted: PSI or KS above its threshold)")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def plot_performance(performance: pd.DataFrame, challenge_result: ChallengeResult | None = None,
+                     metrics: Sequence[str] = ("roc_auc", "pr_auc")):
+    """Point estimates and 95% intervals: reference vs new window, and champion vs challenger."""
+    import matplotlib.pyplot as plt
+
+    panels = 2 if challenge_result is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for j, (window, colour) in enumerate((("reference", "#4C72B0"), ("current", "#DD8452"))):
+        for i, m in enumerate(metrics):
+            r = performance.loc[m]
+            ax.errorbar(i + (j - 0.5) * 0.25, r[window], yerr=[[r[window] - r[f"{window}_low"]],
+                                                                  [r[f"{window}_high"] - r[window]]],
+                        fmt="o", color=colour, capsize=4, label=window if i == 0 else None)
+    ax.set_xticks(range(len(metrics)), [m.replace("_", "-").upper() for m in metrics])
+    ax.legend(frameon=False)
+    label = "ROC-AUC"
+    r = performance.loc["roc_auc"]
+    ax.set_title(f"{label} {'fell' if _degraded(performance, 'roc_auc') else 'held'} on the new window "
+                 f"({r['reference']:.2f} → {r['current']:.2f})", fontsize=10)
+    if challenge_result is not None:
+        ax = axes[0, 1]
+        c = challenge_result
+        for i, (name, trip, colour) in enumerate((("champion", c.champion, "#4C72B0"),
+                                                  ("challenger", c.challenger, "#55A868"))):
+            ax.errorbar(i, trip[0], yerr=[[trip[0] - trip[1]], [trip[2] - trip[0]]], fmt="o", color=colour,
+                        capsize=4)
+        ax.set_xticks([0, 1], ["champion", "challenger"])
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_ylabel(c.metric.replace("_", "-").upper() + " on held-out new users")
+        ax.set_title(f"Challenger {'replaces' if c.replaced else 'does not replace'} the champion "
+                     f"(gain {c.difference[0]:+.3f})", fontsize=10)
+    fig.tight_layout()
+    return fig
