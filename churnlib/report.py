@@ -161,7 +161,7 @@ def export_html(executed: Path, out: Path) -> Path:
     return out
 
 
-def index_order(notebooks: list[Path], first: list[str] | None = None) -> list[Path]:
+def index_order(notebooks: list[Path], first: list[str] | str | None = None) -> list[Path]:
     """The order of the reports in ``index.html``.
 
     Parameters
@@ -177,16 +177,22 @@ def index_order(notebooks: list[Path], first: list[str] | None = None) -> list[P
     -------
     list of Path
     """
+    rank = {name: i for i, name in enumerate(_leading(notebooks, first))}
+    return sorted(notebooks, key=lambda nb: rank.get(nb.stem, len(rank)))
+
+
+def _leading(notebooks: list[Path], first: list[str] | str | None) -> list[str]:
     if first is None:
-        first = [nb.stem for nb in notebooks if nb.stem.endswith("_summary")]
-    rank = {name: i for i, name in enumerate(first)}
-    return sorted(notebooks, key=lambda nb: (rank.get(nb.stem, len(rank)),))
+        return [nb.stem for nb in notebooks if nb.stem.endswith("_summary")]
+    return [first] if isinstance(first, str) else [str(f) for f in first]
 
 
 def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_date: str,
-                first: list[str] | None = None) -> str:
+                first: list[str] | str | None = None) -> str:
+    import nbformat
+
     ordered = index_order(notebooks, first)
-    leading = set((first if first is not None else [nb.stem for nb in notebooks if nb.stem.endswith("_summary")]))
+    leading = set(_leading(notebooks, first))
     rows = []
     for nb in ordered:
         numbers_file = reports / KEY_NUMBERS_DIR / f"{nb.stem}.json"
@@ -197,13 +203,10 @@ def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_dat
         executed = reports / "executed" / nb.name
         title = nb.stem
         if executed.exists():
-            import nbformat
-
             title = report_title(nbformat.read(executed, as_version=4), nb.stem)
-        start = nb.stem in leading
+        badge = "Start here" + (" · Summary for stakeholders" if nb.stem.endswith("_summary") else "")
         rows.append(
-            (f'<section class="start-here"><p class="badge">Start here · Summary for stakeholders</p>' if start
-             else "<section>")
+            (f'<section class="start-here"><p class="badge">{badge}</p>' if nb.stem in leading else "<section>")
             + f'<h2><a href="{nb.stem}.html">{html.escape(title)}</a></h2>'
             f'<p class="meta">{html.escape(nb.stem)} · rendered in {result.seconds.get(nb.stem, 0):.1f} s · '
             f'<a href="executed/{nb.name}">executed notebook</a></p>'

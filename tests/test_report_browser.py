@@ -38,6 +38,21 @@ CODE_SELECTOR = ".jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .jp-InputProm
 
 pytestmark = pytest.mark.slow
 
+#: A CI-sized report run, lighter than the notebooks' own defaults where they are costly (the test checks
+#: how the reports render, not the numbers): the whole module stays within a few minutes on 2 cores.
+#: Parameters a notebook does not declare are not injected, so a renamed one only costs time.
+CI_CONFIG = """\
+default_data: {n_users: 300, days: 60, seed: 7}
+parameters: {seed: 7, horizon_days: 14, n_bootstrap: 30, n_jobs: 1}
+notebooks:
+  03_feature_validation: {n_permutations: 2}
+  04_imbalance: {strategies: [none, class_weight, smote]}
+  05_models: {models: [dummy, logreg, lightgbm], strategies: [none], search_budget: 2}
+  06_explanations: {max_rows: 300, n_dependence: 1}
+  07_monitoring: {scenarios: [same_process, more_adverts], n_false_alarm_samples: 3}
+  08_synthetic_features: {effect_sizes: [0.0, 0.7], rows: 1000, n_permutations: 9}
+"""
+
 
 def _require_chromium() -> str:
     if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
@@ -159,7 +174,7 @@ def built_report(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Pat
     root = tmp_path_factory.mktemp("report-root")
     shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     config = root / "ci.yaml"
-    config.write_text("default_data: {n_users: 300, days: 60, seed: 7}\nparameters: {seed: 7, horizon_days: 14}\n")
+    config.write_text(CI_CONFIG)
     with pytest.MonkeyPatch.context() as mp:
         # The root conftest sets MPLBACKEND=Agg for the test run, and kernels inherit it: figures would
         # then never reach the notebooks' outputs. Render as `make report` does, with the inline backend.
