@@ -49,6 +49,8 @@ __all__ = [
     "plot_performance",
     "psi",
     "record_decision",
+    "ReferenceWindow",
+    "reference_window",
     "retrain_recommendation",
     "save_challenger",
     "scenario_config",
@@ -443,6 +445,83 @@ def scenario_window(name: str, *, n_users: int = 300, days: float = 60, seed: in
                              catalogue_seed=catalogue_seed, start=start, id_offset=id_offset)
     dates = features.observation_dates(events, horizon_days)
     return stable_floats(features.build_features(events, dates if all_dates else dates[-1:], horizon_days=horizon_days))
+
+
+@dataclass
+class ReferenceWindow:
+    """The reference window: the event log the champion was trained on, and its feature table.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Labelled features at the log's weekly observation dates (float columns through
+        :func:`stable_floats`).
+    log : pathlib.Path
+        The event log.
+    start : pandas.Timestamp
+        The log's first day (UTC midnight).
+    n_users : int
+        Users in the log.
+    simulated : bool
+        The log is the simulator's default log (so simulated new windows share its process).
+    source : str
+        Where the table came from.
+    notes : list of str
+        Plain remarks for the report (e.g. why a given file was not used).
+    """
+
+    table: pd.DataFrame
+    log: Path
+    start: pd.Timestamp
+    n_users: int
+    simulated: bool
+    source: str
+    notes: list[str]
+
+    @property
+    def latest(self) -> pd.DataFrame:
+        """One row per user at the latest observation date (what drift is measured on)."""
+        return latest_rows(self.table)
+
+
+def reference_window(data: str | os.PathLike | None = None, data_kind: str | None = None, *, n_users: int = 300,
+                     days: float = 60, seed: int = 7, horizon_days: float = 14,
+                     output_dir: str | os.PathLike | None = None) -> ReferenceWindow:
+    """The reference window of the monitoring notebook.
+
+    * ``data`` None: the simulated default log, with the feature table ``02_features`` wrote when it
+      is there (the champion's training data), else built the same way.
+    * an event log: that log and its features (via :func:`churnlib.training.training_table`).
+    * a snapshot table: not usable -- monitoring compares two windows of an event log -- so the
+      simulated default log is used instead, and a note says so.
+    """
+    from churnlib import features
+    from churnlib.datasets import default_event_log
+    from churnlib.load import detect_kind, load_events
+    from churnlib.training import training_table
+
+    notes: list[str] = []
+    kind = (data_kind or detect_kind(Path(data))) if data is not None else None
+    if kind is not None and kind != "events":
+        notes.append(f"`{data}` is a one-row-per-user table: drift monitoring compares two windows of an event "
+                     "log, so the simulated default log is the reference instead.")
+    log = Path(data) if kind == "events" else default_event_log(n_users, days, seed, output_dir=output_dir)
+    events = load_events(log).events
+    start = pd.Timestamp(events["ts"].min(), unit="ms", tz="UTC").floor("D")
+    n_log_users = int(events.loc[events["userId"] != "", "userId"].nunique())
+    table = source = None
+    if kind in (None, "events"):
+        table, _, _, source, _ = training_table(data if kind == "events" else None, "events" if kind else None,
+                                                n_users=n_users, days=days, seed=seed, horizon_days=horizon_days,
+                                                output_dir=output_dir)
+    if table is None or not {"userId", "as_of", "churned"} <= set(table.columns):
+        dates = features.observation_dates(events, horizon_days)
+        table = features.build_features(events, dates, horizon_days=horizon_days)
+        source = f"features built from the event log `{log}` ({len(dates)} observation dates)"
+    if kind == "events":
+        notes.append("The new windows are simulated by the built-in simulator; if the reference log is not itself "
+                     "simulated, part of any drift below is the gap between the simulator and the real service.")
+    return ReferenceWindow(stable_floats(table), log, start, n_log_users, kind != "events", source, notes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1064,7 +1143,9 @@ def plot_performance(performance: pd.DataFrame, challenge_result: ChallengeResul
                                                                   [r[f"{window}_high"] - r[window]]],
                         fmt="o", color=colour, capsize=4, label=window if i == 0 else None)
     ax.set_xticks(range(len(metrics)), [m.replace("_", "-").upper() for m in metrics])
-    ax.legend(frameon=False)
+    ax.set_xlim(-0.5, len(metrics) - 0.5)
+    ax.set_ylabel("on users the model never saw")
+    ax.legend(frameon=False, title="window")
     label = "ROC-AUC"
     r = performance.loc["roc_auc"]
     ax.set_title(f"{label} {'fell' if _degraded(performance, 'roc_auc') else 'held'} on the new window "
@@ -1079,7 +1160,7 @@ def plot_performance(performance: pd.DataFrame, challenge_result: ChallengeResul
         ax.set_xticks([0, 1], ["champion", "challenger"])
         ax.set_xlim(-0.5, 1.5)
         ax.set_ylabel(c.metric.replace("_", "-").upper() + " on held-out new users")
-        ax.set_title(f"Challenger {'replaces' if c.replaced else 'does not replace'} the champion "
-                     f"(gain {c.difference[0]:+.3f})", fontsize=10)
+        ax.set_title(f"Challenger {'replaces' if c.replaced else 'does not replace'} the champion: gain "
+                     f"{c.difference[0]:+.3f} (95% {c.difference[1]:+.3f} to {c.difference[2]:+.3f})", fontsize=10)
     fig.tight_layout()
     return fig
