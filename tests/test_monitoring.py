@@ -270,3 +270,34 @@ def test_summary_has_the_agreed_keys():
     assert summary["scenarios"] == {"shift": {"n_drifted": len(drift.drifted), "fired": True}}
     assert summary["challenger"]["decision"] in ("replaced", "kept champion")
     json.dumps(summary, allow_nan=False)
+
+
+def _table(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    X, y = _labelled(n, rng)
+    return X.assign(userId=[f"u{i}" for i in range(n)], churned=y)
+
+
+def test_load_champion_falls_back_to_a_small_deterministic_model(tmp_path):
+    rng = np.random.default_rng(13)
+    table = _table(400, rng)
+    a, why = mo.load_champion(table, model_path=tmp_path / "none.joblib", seed=3)
+    b, _ = mo.load_champion(table, model_path=tmp_path / "none.joblib", seed=3)
+    assert "no model at" in why and "CI-sized" in why
+    assert a.feature_names == ["x1", "x2"] and 0 < a.threshold < 1
+    np.testing.assert_array_equal(a.estimator.predict_proba(table[["x1", "x2"]]),
+                                  b.estimator.predict_proba(table[["x1", "x2"]]))
+    # a saved model that needs other columns (e.g. trained on a snapshot table) is not used
+    from churnlib.artifact import save_artifact
+
+    other = _fitted(table[["x1", "x2"]].rename(columns={"x1": "age"}), table["churned"])
+    save_artifact(other, tmp_path / "churn_model.joblib", threshold=0.5, risk_bands={"medium_from": 0.25, "high_from": 0.5},
+                  feature_schema=[{"name": "age", "kind": "numeric"}, {"name": "x2", "kind": "numeric"}], id_col="userId")
+    _, why = mo.load_champion(table, model_path=tmp_path / "churn_model.joblib", seed=3)
+    assert "lack" in why
+
+
+def test_reference_window_refuses_a_snapshot_table(spotify_snapshot, tmp_path):
+    ref = mo.reference_window(spotify_snapshot, n_users=40, days=30, seed=3, horizon_days=7, output_dir=tmp_path)
+    assert ref.simulated and any("one-row-per-user" in n for n in ref.notes)
+    assert {"userId", "as_of", "churned"} <= set(ref.table.columns)
+    assert ref.latest["as_of"].nunique() == 1
