@@ -324,8 +324,23 @@ def churn_trend(table: pd.DataFrame, date_col: str = "as_of", label_col: str = "
     return Trend(per_date, point, float(low), float(high), direction)
 
 
-def trend_section(trend: Trend | None, reason: str = "the data has no observation dates") -> Section:
-    """The churn trend over observation dates in plain words, with the per-date table."""
+def trend_section(trend: Trend | None, reason: str = "the data has no observation dates",
+                  horizon_days: float | None = None) -> Section:
+    """The churn trend over observation dates in plain words, with the per-date table.
+
+    Parameters
+    ----------
+    trend : Trend or None
+        From :func:`churn_trend`; None when the data has no observation dates.
+    reason : str
+        Why there is no trend, for the one-sentence stand-in.
+    horizon_days : float, optional
+        The label window, named in the text.
+
+    Returns
+    -------
+    Section
+    """
     if trend is None or trend.per_date.empty:
         return not_available("Churn over time", "the churn trend", reason)
     titles = {"rising": "Churn is rising", "falling": "Churn is falling",
@@ -338,8 +353,9 @@ def trend_section(trend: Trend | None, reason: str = "the data has no observatio
     word = {"rising": "rising", "falling": "falling", "flat": "stable", "unknown": "one date"}[trend.direction]
     numbers = {"Churn trend": word if trend.direction == "unknown" else
                f"{word} ({trend.slope * 100:+.1f} pts/week, {trend.low * 100:+.1f} to {trend.high * 100:+.1f})"}
+    window = f"the {horizon_days:g} days" if horizon_days else "the label window"
     return Section(titles[trend.direction], trend.statement() + " Each date counts the users active before it "
-                   "and whether they cancelled within the label window after it.", t.set_index("date"),
+                   f"and whether they cancelled within {window} after it.", t.set_index("date"),
                    numbers=numbers)
 
 

@@ -152,6 +152,7 @@ def test_trend_beyond_the_noise_is_detected(rates, direction):
     assert t.low <= t.slope <= t.high
     assert direction in t.statement()
     assert summary.trend_section(t).title == f"Churn is {direction}"
+    assert "within the 14 days after it" in summary.trend_section(t, horizon_days=14).text
 
 
 def test_equal_rates_are_flat_and_intervals_cover_rates():
