@@ -14,10 +14,10 @@ Which explainer, by model family:
 * hist_gb, random forest, extra trees: :class:`shap.TreeExplainer` (path-dependent TreeSHAP, no
   background needed); log-odds for hist_gb, probability for the forests (they average leaf
   probabilities, they have no log-odds).
-* logistic regression: :class:`shap.LinearExplainer`; log-odds. The reference is the origin of the
-  transformed space (numbers at their training mean, as the scaler centres them; no missing flag;
-  no category) unless a ``background`` is given, so a user's values do not depend on who else is
-  scored in the same batch.
+* logistic regression: :class:`shap.LinearExplainer`; log-odds. Unless a ``background`` is given,
+  the reference is a fixed point of the transformed space (numbers at their training mean, as the
+  scaler centres them; no missing flag; an even mix of each feature's categories), so a user's
+  values do not depend on who else is scored in the same batch.
 * anything else (KNN): :class:`shap.KernelExplainer` on the churn probability against a small
   background sample (model-agnostic, slow: explain few rows).
 * the dummy baseline: no reasons, it predicts a constant.
@@ -198,6 +198,24 @@ def _is_linear(final: Any) -> bool:
     return hasattr(final, "coef_") and hasattr(final, "intercept_") and np.ravel(final.intercept_).size == 1
 
 
+def _linear_reference(names: list[str], original: list[str]) -> np.ndarray:
+    """A batch-independent reference point in the transformed space of a linear model.
+
+    Scaled numbers at 0 (their training mean: the scaler centres them), missing-value flags at 0
+    (not missing), and each categorical feature's one-hot columns at 1/m (an even mix of its m
+    categories), so that a category's value is its coefficient minus the average of its feature's
+    coefficients -- not the whole coefficient, which would include a share common to every category.
+    """
+    ref = np.zeros((1, len(names)))
+    groups: dict[str, list[int]] = {}
+    for i, (n, o) in enumerate(zip(names, original)):
+        if n != o and "missingindicator_" not in n:
+            groups.setdefault(o, []).append(i)
+    for cols in groups.values():
+        ref[0, cols] = 1.0 / len(cols)
+    return ref
+
+
 def explainer_route(model: Any) -> str:
     """How :func:`explain_model` explains ``model``: ``"constant"``, ``"tree"``, ``"linear"`` or
     ``"agnostic"`` (model-agnostic Kernel SHAP: slow, explain few rows)."""
@@ -226,7 +244,7 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
     background : pandas.DataFrame, optional
         Reference rows (model inputs) for the linear and model-agnostic explainers; tree explainers
         use the training data stored in the trees. Default: linear models are explained against
-        the origin of the transformed space (see the module notes), the model-agnostic explainer
+        a fixed reference (see the module notes), the model-agnostic explainer
         against up to 20 rows drawn from ``X`` (so its values depend on the batch).
     max_rows : int, optional
         Explain at most this many rows, drawn at random with ``seed`` (kept in input order).
@@ -289,8 +307,8 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
             pass
     if _is_linear(final):
         if background is None:
-            ref = np.zeros((1, A.shape[1]))
-            how = "reference: the origin of the transformed space"
+            ref = _linear_reference(tnames, original)
+            how = "reference: training means, categories mixed evenly"
         else:
             ref = _transform(pre, background[list(X.columns)])[0].to_numpy().mean(axis=0, keepdims=True)
             how = f"reference: mean of {len(background):,} background rows"

@@ -246,3 +246,16 @@ def test_real_mini_table_explains_every_user(mini_user_features):
     imp = E.global_importance(expl)
     assert len(imp) == X.shape[1] and set(imp["direction"]) <= {"higher raises risk", "higher lowers risk", "mixed"}
     assert imp["mean_abs_shap"].is_monotonic_decreasing
+
+
+def test_a_category_without_effect_gets_no_weight_in_a_linear_model():
+    # every category of "plan" carries the same (null) effect: its values must not count as a driver
+    X, y = planted(n=400, seed=6)
+    expl = E.explain_model(M.make_pipeline("logreg").fit(X, y), X)
+    imp = E.global_importance(expl).set_index("feature")
+    assert imp.loc["plan", "mean_abs_shap"] < 0.25 * imp.loc["signal", "mean_abs_shap"]
+    coefs = M.make_pipeline("logreg").fit(X, y).named_steps["model"].coef_[0]
+    cols = [i for i, o in enumerate(expl.original) if o == "plan"]
+    by = expl.by_feature()["plan"].to_numpy()
+    user_cat = expl.data.iloc[:, cols].to_numpy().argmax(axis=1)
+    np.testing.assert_allclose(by, coefs[cols][user_cat] - coefs[cols].mean(), atol=1e-9)
