@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -463,7 +464,9 @@ class ReferenceWindow:
     n_users : int
         Users in the log.
     simulated : bool
-        The log is the simulator's default log (so simulated new windows share its process).
+        The log is a simulated default log (so simulated new windows share its process).
+    catalogue_seed : int
+        The simulator seed of that log (new windows reuse its song catalogue).
     source : str
         Where the table came from.
     notes : list of str
@@ -475,6 +478,7 @@ class ReferenceWindow:
     start: pd.Timestamp
     n_users: int
     simulated: bool
+    catalogue_seed: int
     source: str
     notes: list[str]
 
@@ -518,10 +522,14 @@ def reference_window(data: str | os.PathLike | None = None, data_kind: str | Non
         dates = features.observation_dates(events, horizon_days)
         table = features.build_features(events, dates, horizon_days=horizon_days)
         source = f"features built from the event log `{log}` ({len(dates)} observation dates)"
-    if kind == "events":
-        notes.append("The new windows are simulated by the built-in simulator; if the reference log is not itself "
-                     "simulated, part of any drift below is the gap between the simulator and the real service.")
-    return ReferenceWindow(stable_floats(table), log, start, n_log_users, kind != "events", source, notes)
+    # a log written by churnlib.datasets.default_event_log names its size and seed
+    sim = re.match(r"simulated_u\d+_d[\d.]+_s(\d+)_", log.name)
+    if sim is None:
+        notes.append("The new windows are simulated by the built-in simulator while the reference log is not: part "
+                     "of any drift below is the gap between the simulator and the real service.")
+    catalogue_seed = int(sim.group(1)) if sim else seed
+    return ReferenceWindow(stable_floats(table), log, start, n_log_users, sim is not None, catalogue_seed, source,
+                           notes)
 
 
 # --------------------------------------------------------------------------------------------

@@ -298,6 +298,6 @@ def test_load_champion_falls_back_to_a_small_deterministic_model(tmp_path):
 
 def test_reference_window_refuses_a_snapshot_table(spotify_snapshot, tmp_path):
     ref = mo.reference_window(spotify_snapshot, n_users=40, days=30, seed=3, horizon_days=7, output_dir=tmp_path)
-    assert ref.simulated and any("one-row-per-user" in n for n in ref.notes)
+    assert ref.simulated and ref.catalogue_seed == 3 and any("one-row-per-user" in n for n in ref.notes)
     assert {"userId", "as_of", "churned"} <= set(ref.table.columns)
     assert ref.latest["as_of"].nunique() == 1
