@@ -203,7 +203,8 @@ def _path(url: str) -> Path:
     return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
 
 
-def _check_page(browser: Browser, url: str, shots: Path) -> dict:
+def _check_page(browser: Browser, url: str, shots: Path, self_contained: bool = True) -> dict:
+    """Open ``url`` and assert what a reader would notice; ``self_contained``: no file but the page itself."""
     events = browser.open(url)
     state = browser.evaluate(PAGE_STATE)
     browser.screenshot(shots / f"{_path(url).stem}.png")
@@ -213,6 +214,9 @@ def _check_page(browser: Browser, url: str, shots: Path) -> dict:
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
     outside = [u for u in requests if not u.startswith(("file://", "data:", "about:", "blob:"))]
     assert not outside, f"{name} fetches from outside the file: {outside[:5]}"
+    if self_contained:  # a mailed report has no folder beside it: everything must be embedded
+        local = [u for u in requests if u.startswith("file://") and _path(u) != _path(url)]
+        assert not local, f"{name} is not self-contained, it loads: {local[:5]}"
     failed = [e["params"] for e in events if e.get("method") == "Network.loadingFailed"
               and not e["params"].get("canceled")]
     assert not failed, f"{name}: requests failed: {failed[:3]}"
@@ -285,6 +289,12 @@ def test_a_broken_image_and_an_error_cell_are_caught(browser: Browser, tmp_path:
                     "<pre>x = 1</pre></div></div></body></html>")
     with pytest.raises(AssertionError, match="code cells"):
         _check_page(browser, page.as_uri(), tmp_path)
+    (tmp_path / "local.png").write_bytes(b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="))
+    page.write_text('<html><body><p>text</p><img src="local.png"></body></html>')
+    with pytest.raises(AssertionError, match="not self-contained"):
+        _check_page(browser, page.as_uri(), tmp_path)
+    assert _check_page(browser, page.as_uri(), tmp_path, self_contained=False)["images"][0]["width"] == 1
     page.write_text('<html><body><p>text</p><script src="https://cdn.example.org/x.js"></script></body></html>')
     with pytest.raises(AssertionError, match="outside the file|requests failed"):
         _check_page(browser, page.as_uri(), tmp_path)
