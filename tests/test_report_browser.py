@@ -54,13 +54,20 @@ notebooks:
 """
 
 
-def _require_chromium() -> str:
-    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
-        return CHROMIUM
-    msg = f"headless Chromium not found at {CHROMIUM}; install it with: {INSTALL}"
+def _missing(msg: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def _require_chromium() -> str:
+    try:
+        import websocket  # noqa: F401  (the DevTools client; a dev dependency of churnlib)
+    except ImportError:
+        _missing("websocket-client is not installed; run `make setup` (dev dependencies)")
+    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
+        return CHROMIUM
+    _missing(f"headless Chromium not found at {CHROMIUM}; install it with: {INSTALL}")
 
 
 # ---------------------------------------------------------------------------------------------
