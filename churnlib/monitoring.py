@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -367,7 +368,8 @@ def scenario_config(name: str, base=None):
 
 
 def simulate_window(config=None, *, n_users: int = 300, days: float = 60, seed: int = 8,
-                    catalogue_seed: int = 7, start: str = "2018-12-03", id_offset: int = 0) -> pd.DataFrame:
+                    catalogue_seed: int = 7, start: str = "2018-12-03", id_offset: int = 0,
+                    out: str | os.PathLike | None = None) -> pd.DataFrame | Path:
     """Simulate new users of the *same service*: a fresh user sample over an unchanged catalogue.
 
     :func:`churnlib.simulate.simulate_events` draws the song catalogue from the same seed as the
@@ -390,13 +392,18 @@ def simulate_window(config=None, *, n_users: int = 300, days: float = 60, seed: 
         Seed of the reference log, whose catalogue the window shares.
     id_offset : int
         User ids are ``id_offset + 1 ... id_offset + n_users`` (keeps them apart from the reference's).
+    out : path-like, optional
+        Write the events to this parquet file instead (as :func:`churnlib.simulate.write_event_log`
+        does; DuckDB then reads it directly, much faster than from pandas for large windows).
 
     Returns
     -------
-    pandas.DataFrame
-        Events in the Sparkify schema, as :func:`churnlib.simulate.simulate_events` returns them.
+    pandas.DataFrame or pathlib.Path
+        Events in the Sparkify schema, as :func:`churnlib.simulate.simulate_events` returns them,
+        or ``out``.
     """
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from churnlib import simulate as sim
 
@@ -407,12 +414,21 @@ def simulate_window(config=None, *, n_users: int = 300, days: float = 60, seed: 
     start_ms = int(ts0.value // 1_000_000)
     end_ms = start_ms + int(round(days * sim._MS_PER_DAY))
     user_seeds = np.random.SeedSequence(seed).generate_state(n_users, np.uint32)
-    tables, sid = [], 1
-    for lo in range(0, n_users, 5000):
-        table, sid = sim._simulate_chunk(st, cfg._params(), user_seeds[lo:lo + 5000], id_offset + lo, start_ms,
-                                         end_ms, sid, days)
-        tables.append(sim._decode(table))
-    return pa.concat_tables(tables).to_pandas()
+
+    def chunks():
+        sid = 1
+        for lo in range(0, n_users, 2000):
+            table, sid = sim._simulate_chunk(st, cfg._params(), user_seeds[lo:lo + 2000], id_offset + lo, start_ms,
+                                             end_ms, sid, days)
+            yield table
+
+    if out is None:
+        return pa.concat_tables([sim._decode(t) for t in chunks()]).to_pandas()
+    out = Path(out)
+    with pq.ParquetWriter(out, sim._schema(True), compression="snappy", store_schema=False) as writer:
+        for table in chunks():
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+    return out
 
 
 def scenario_window(name: str, *, n_users: int = 300, days: float = 60, seed: int = 8, catalogue_seed: int = 7,
@@ -442,10 +458,13 @@ def scenario_window(name: str, *, n_users: int = 300, days: float = 60, seed: in
     """
     from churnlib import features
 
-    events = simulate_window(scenario_config(name, base), n_users=n_users, days=days, seed=seed,
-                             catalogue_seed=catalogue_seed, start=start, id_offset=id_offset)
-    dates = features.observation_dates(events, horizon_days)
-    return stable_floats(features.build_features(events, dates if all_dates else dates[-1:], horizon_days=horizon_days))
+    with tempfile.TemporaryDirectory(prefix="churnlib-window-") as tmp:
+        events = simulate_window(scenario_config(name, base), n_users=n_users, days=days, seed=seed,
+                                 catalogue_seed=catalogue_seed, start=start, id_offset=id_offset,
+                                 out=Path(tmp) / "events.parquet")
+        dates = features.observation_dates(events, horizon_days)
+        table = features.build_features(events, dates if all_dates else dates[-1:], horizon_days=horizon_days)
+    return stable_floats(table)
 
 
 @dataclass
@@ -618,14 +637,19 @@ def false_alarm_rate(n_samples: int = 10, *, n_users: int = 300, n_users_referen
     from churnlib.labels import to_epoch_ms
     from churnlib.schema import CHURN_PAGE
 
-    events = simulate_window(scenario_config("same_process", base), n_users=n_samples * block, days=days, seed=seed,
-                             catalogue_seed=catalogue_seed, start=start)
-    t = to_epoch_ms(as_of if as_of is not None else feats.observation_dates(events, horizon_days)[-1])
-    # the users a feature table holds at that date: active before it and not yet cancelled (the
-    # eligibility of churnlib.labels.observation_labels; drift needs no labels, so none are built)
-    table = stable_floats(feats.user_features(events, t))
-    gone = events.loc[(events["page"] == CHURN_PAGE) & (events["ts"] < t), "userId"].unique()
-    table = table[~table["userId"].isin(gone)].reset_index(drop=True)
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="churnlib-false-alarms-") as tmp:
+        events = simulate_window(scenario_config("same_process", base), n_users=n_samples * block, days=days,
+                                 seed=seed, catalogue_seed=catalogue_seed, start=start, out=Path(tmp) / "events.parquet")
+        t = to_epoch_ms(as_of if as_of is not None else feats.observation_dates(events, horizon_days)[-1])
+        # the users a feature table holds at that date: active before it and not yet cancelled (the
+        # eligibility of churnlib.labels.observation_labels; drift needs no labels, so none are built)
+        table = stable_floats(feats.user_features(events, t))
+        with duckdb.connect() as con:
+            gone = con.execute("SELECT DISTINCT CAST(userId AS VARCHAR) FROM read_parquet(?) WHERE page = ? AND ts < ?",
+                               [str(events), CHURN_PAGE, t]).fetchall()
+    table = table[~table["userId"].isin({g[0] for g in gone})].reset_index(drop=True)
     idx = table["userId"].astype(int).to_numpy() - 1
     pair, offset = idx // block, idx % block
     counts, flagged, n_r, n_c = [], {}, [], []
