@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--table", default=None, help="feature table with the model's columns")
     p.add_argument("--id-col", default=None)
     p.add_argument("--out", default="risk.csv")
-    p.add_argument("--reasons", action="store_true",
-                   help="add reason_1..reason_3: each user's top three risk-raising features (SHAP; slower)")
+    p.add_argument("--reasons", action=argparse.BooleanOptionalAction, default=True,
+                   help="reason_1..reason_3: each user's top three risk-raising features (SHAP; on by "
+                        "default, --no-reasons for probabilities only, which is much faster)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("bench", help="run the benchmarks")

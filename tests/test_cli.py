@@ -48,7 +48,9 @@ def test_simulate_features_train_score_chain(tmp_path: Path):
     assert "chosen:" in printed and (model / "metrics.json").exists()
     run("score", "--model", str(model), "--events", str(events), "--out", str(risk))
     scored = pd.read_csv(risk)
-    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band"]
+    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
+                                        "reason_3"]
+    assert scored["reason_1"].notna().any()
     assert scored["churn_probability"].between(0, 1).all() and set(scored["risk_band"]) <= {"low", "medium", "high"}
 
 
@@ -69,7 +71,7 @@ def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
                   feature_schema=[{"name": c, "kind": "numeric"} for c in X.columns])
     table.to_csv(tmp_path / "t.csv", index=False)
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
-                 "--out", str(tmp_path / "r.csv"), "--reasons"]) == 0
+                 "--out", str(tmp_path / "r.csv")]) == 0
     assert "top three reasons" in capsys.readouterr().out
     scored = pd.read_csv(tmp_path / "r.csv")
     assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
@@ -77,5 +79,5 @@ def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
     long_gone = table["days_since_last_login"] > 12  # far above the mean: the driver is the first reason
     assert long_gone.any() and scored.loc[long_gone, "reason_1"].str.startswith("days since last login: ").all()
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
-                 "--out", str(tmp_path / "plain.csv")]) == 0
+                 "--out", str(tmp_path / "plain.csv"), "--no-reasons"]) == 0
     assert "reason_1" not in pd.read_csv(tmp_path / "plain.csv").columns
