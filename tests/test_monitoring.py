@@ -301,3 +301,14 @@ def test_reference_window_refuses_a_snapshot_table(spotify_snapshot, tmp_path):
     assert ref.simulated and ref.catalogue_seed == 3 and any("one-row-per-user" in n for n in ref.notes)
     assert {"userId", "as_of", "churned"} <= set(ref.table.columns)
     assert ref.latest["as_of"].nunique() == 1
+
+
+def test_stable_floats_removes_last_digit_noise_and_nothing_else():
+    rng = np.random.default_rng(14)
+    x = rng.lognormal(3, 2, size=1000)
+    table = pd.DataFrame({"hours": x, "count": np.arange(1000), "state": ["CA"] * 1000})
+    noisy = table.assign(hours=x * (1 + 1e-13))
+    a, b = mo.stable_floats(table), mo.stable_floats(noisy)
+    assert (a["hours"] == b["hours"]).mean() > 0.99
+    np.testing.assert_allclose(a["hours"], x, rtol=1e-6)
+    assert a["count"].equals(table["count"]) and a["state"].equals(table["state"])
