@@ -193,7 +193,7 @@ def test_performance_check_and_recommendation_follow_the_model():
 # Champion / challenger
 # --------------------------------------------------------------------------------------------
 
-def test_a_clearly_better_challenger_replaces_the_champion():
+def test_a_clearly_better_challenger_replaces_the_champion(tmp_path):
     rng = np.random.default_rng(8)
     X_old, y_old = _labelled(500, rng)
     champion = _fitted(X_old, y_old)
@@ -205,6 +205,16 @@ def test_a_clearly_better_challenger_replaces_the_champion():
     assert res.difference[1] > 0
     assert 0 <= res.challenger_threshold <= 1
     assert res.n_train == 500 and res.n_holdout == 400
+    # a replacing challenger is saved as a verifiable artifact of its own
+    from churnlib.artifact import load_artifact
+
+    path = mo.save_challenger(res, tmp_path / "challenger", id_col="userId",
+                              feature_schema=[{"name": c, "kind": "numeric"} for c in X_tr.columns],
+                              metadata={"when": "2018-11-15"})
+    loaded = load_artifact(path.parent)
+    assert loaded.threshold == pytest.approx(res.challenger_threshold)
+    assert loaded.manifest["challenge"]["decision"] == "replaced"
+    np.testing.assert_allclose(loaded.estimator.predict_proba(X_ho), res.challenger_model.predict_proba(X_ho))
 
 
 def test_a_worse_challenger_does_not_replace_and_both_scores_are_recorded(tmp_path):
