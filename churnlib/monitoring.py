@@ -16,6 +16,12 @@ A *reference window* (the users the model was trained on) is compared with a *ne
 * :func:`challenge` -- refit the champion's own pipeline on reference + newly labelled users and
   compare both models on the *same* held-out new users; :func:`record_decision` appends the decision
   to ``champion_history.json``.
+
+Simulated windows share the reference log's song catalogue (:func:`simulate_window`): with a
+catalogue of its own, a fresh sample of the same behaviour already shifts per-hour features enough to
+fire the monitor. With that, at the CI size (about 250 current users per window, 99 features,
+default thresholds) the monitor fired on 2 of 40 pairs of same-process samples in development (5%,
+Wilson 95% interval 1-17%); the notebook measures the rate again for the sizes it monitors.
 """
 from __future__ import annotations
 
