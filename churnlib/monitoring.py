@@ -647,7 +647,8 @@ def false_alarm_rate(n_samples: int = 10, *, n_users: int = 300, n_users_referen
 
     with tempfile.TemporaryDirectory(prefix="churnlib-false-alarms-") as tmp:
         events = simulate_window(scenario_config("same_process", base), n_users=n_samples * block, days=days,
-                                 seed=seed, catalogue_seed=catalogue_seed, start=start, out=Path(tmp) / "events.parquet")
+                                 seed=seed, catalogue_seed=catalogue_seed, start=start,
+                                 out=Path(tmp) / "events.parquet")
         t = to_epoch_ms(as_of if as_of is not None else feats.observation_dates(events, horizon_days)[-1])
         # the users a feature table holds at that date: active before it and not yet cancelled (the
         # eligibility of churnlib.labels.observation_labels; drift needs no labels, so none are built)
@@ -1116,7 +1117,8 @@ def monitoring_summary(*, reference: str, current: str, drift: DriftReport, perf
         "challenger": None if challenge_result is None else {
             "decision": challenge_result.decision, "metric": challenge_result.metric,
             "champion": list(challenge_result.champion), "challenger": list(challenge_result.challenger)},
-        "scenarios": {name: {"n_drifted": int(len(rep.drifted)), "fired": rep.fired} for name, rep in scenarios.items()},
+        "scenarios": {name: {"n_drifted": int(len(rep.drifted)), "fired": rep.fired}
+                      for name, rep in scenarios.items()},
     }
 
 

@@ -159,7 +159,8 @@ def test_simulated_drift_is_detected_where_it_was_planted(reference_window, scen
 # Performance and recommendation
 # --------------------------------------------------------------------------------------------
 
-def _labelled(n: int, rng: np.random.Generator, coef: tuple[float, float] = (2.0, 0.0)) -> tuple[pd.DataFrame, np.ndarray]:
+def _labelled(n: int, rng: np.random.Generator,
+              coef: tuple[float, float] = (2.0, 0.0)) -> tuple[pd.DataFrame, np.ndarray]:
     X = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
     logit = -1.5 + coef[0] * X["x1"] + coef[1] * X["x2"]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
@@ -300,8 +301,9 @@ def test_load_champion_falls_back_to_a_small_deterministic_model(tmp_path):
     from churnlib.artifact import save_artifact
 
     other = _fitted(table[["x1", "x2"]].rename(columns={"x1": "age"}), table["churned"])
-    save_artifact(other, tmp_path / "churn_model.joblib", threshold=0.5, risk_bands={"medium_from": 0.25, "high_from": 0.5},
-                  feature_schema=[{"name": "age", "kind": "numeric"}, {"name": "x2", "kind": "numeric"}], id_col="userId")
+    save_artifact(other, tmp_path / "churn_model.joblib", threshold=0.5,
+                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="userId",
+                  feature_schema=[{"name": "age", "kind": "numeric"}, {"name": "x2", "kind": "numeric"}])
     _, why = mo.load_champion(table, model_path=tmp_path / "churn_model.joblib", seed=3)
     assert "lack" in why
 
