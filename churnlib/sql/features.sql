@@ -182,8 +182,14 @@ weekly AS (
 user_weekly AS (
     SELECT
         user_id,
-        regr_slope(n_events, -week_back) AS weekly_events_slope,
-        stddev_samp(n_events) / nullif(avg(n_events), 0) AS weekly_events_cv
+        -- least-squares slope and sample sd from exact integer sums (x = -week_back), so the
+        -- result does not depend on the order partial aggregates are combined in
+        (count(*) * sum(-week_back * n_events) - sum(-week_back) * sum(n_events))
+            / nullif(count(*) * sum(week_back * week_back) - sum(week_back) * sum(week_back), 0)
+            AS weekly_events_slope,
+        sqrt((count(*) * sum(n_events * n_events) - sum(n_events) * sum(n_events))
+             / nullif(count(*) * (count(*) - 1), 0))
+            / nullif(sum(n_events) / count(*), 0) AS weekly_events_cv
     FROM weekly
     GROUP BY user_id
 ),
@@ -195,6 +201,7 @@ songs AS (
         user_id,
         day_back,
         coalesce(song_seconds, 0) AS song_seconds,
+        CAST(round(coalesce(song_seconds, 0) * 1000000) AS BIGINT) AS song_us,
         CASE WHEN lead(ts) OVER (PARTITION BY user_id, session_id ORDER BY ts, item)
                   < ts + coalesce(song_seconds, 0) * 1000
              THEN 1 ELSE 0 END AS skipped
@@ -205,11 +212,13 @@ songs AS (
 user_songs AS (
     SELECT
         user_id,
-        sum(song_seconds) / 3600.0 AS listening_hours_total,
-        sum(CASE WHEN day_back < 7 THEN song_seconds ELSE 0 END) / 3600.0 AS listening_hours_7d,
-        sum(CASE WHEN day_back >= 7 AND day_back < 14 THEN song_seconds ELSE 0 END) / 3600.0
+        -- summed as integer microseconds: a float sum depends on the order the threads add in,
+        -- an integer one does not (same input -> bit-identical features)
+        sum(song_us) / 3600000000.0 AS listening_hours_total,
+        sum(CASE WHEN day_back < 7 THEN song_us ELSE 0 END) / 3600000000.0 AS listening_hours_7d,
+        sum(CASE WHEN day_back >= 7 AND day_back < 14 THEN song_us ELSE 0 END) / 3600000000.0
             AS listening_hours_prev_7d,
-        sum(CASE WHEN day_back < 30 THEN song_seconds ELSE 0 END) / 3600.0 AS listening_hours_30d,
+        sum(CASE WHEN day_back < 30 THEN song_us ELSE 0 END) / 3600000000.0 AS listening_hours_30d,
         sum(skipped) AS skips_total,
         sum(CASE WHEN day_back < 7 THEN skipped ELSE 0 END) AS skips_7d,
         sum(CASE WHEN day_back >= 7 AND day_back < 14 THEN skipped ELSE 0 END) AS skips_prev_7d,
