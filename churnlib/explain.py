@@ -38,6 +38,7 @@ __all__ = [
     "CONSTANT_MESSAGE",
     "Explanation",
     "describe_reason",
+    "typical_values",
     "explain_model",
     "explainer_route",
     "global_importance",
@@ -94,6 +95,9 @@ class Explanation:
     model_name: str
     calibrated: bool = False
     message: str | None = None
+    #: training medians of the numeric features (from the artifact's feature schema), for reasons
+    #: that say how far a user's value is from the typical one
+    typical: dict[str, float] | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -271,9 +275,11 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
     kind = type(final).__name__
     A = data.to_numpy()
 
+    typical = typical_values(model)
+
     def done(values, base, method, output, message=None) -> Explanation:
         return Explanation(np.asarray(values, dtype=float), float(base), data, original, X, method, output,
-                           kind, calibrated, message)
+                           kind, calibrated, message, typical)
 
     if kind == "DummyClassifier" or len(getattr(final, "classes_", [0, 1])) < 2:
         p = float(final.predict_proba(A[:1])[0, -1]) if len(A) else float("nan")
@@ -422,11 +428,35 @@ def _format_value(value: Any, unit: str, label: str) -> str:
     return text
 
 
-def describe_reason(feature: str, value: Any, info: dict[str, dict[str, str]] | None = None) -> str:
-    """Plain words for one risk-raising feature, e.g. ``"days since last login: 23 (raises risk)"``."""
+def typical_values(model: Any) -> dict[str, float] | None:
+    """Training medians of the numeric features recorded in a LoadedModel's feature schema.
+
+    None for a bare estimator or an artifact saved before medians were recorded.
+    """
+    schema = getattr(model, "feature_schema", None) if hasattr(model, "estimator") else None
+    if not schema:
+        return None
+    typical = {f["name"]: float(f["median"]) for f in schema
+               if f.get("kind") == "numeric" and f.get("median") is not None}
+    return typical or None
+
+
+def describe_reason(feature: str, value: Any, info: dict[str, dict[str, str]] | None = None,
+                    typical: float | None = None) -> str:
+    """Plain words for one risk-raising feature.
+
+    E.g. ``"days since last login: 23 (raises risk)"``, or with the training median of the
+    feature ``"thumbs up share: 64%, typical 81% (raises risk)"``: a reason reads as "low" or
+    "high" only next to what is usual.
+    """
     info = _dictionary() if info is None else info
     label = _label(feature)
-    return f"{label}: {_format_value(value, info.get(feature, {}).get('unit', ''), label)} (raises risk)"
+    unit = info.get(feature, {}).get("unit", "")
+    text = _format_value(value, unit, label)
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if typical is not None and numeric and not math.isnan(float(value)) and unit not in ("0/1", "category"):
+        text += f", typical {_format_value(typical, unit, label)}"
+    return f"{label}: {text} (raises risk)"
 
 
 def top_reasons(expl: Explanation, frame: pd.DataFrame | None = None, k: int = 3) -> pd.DataFrame:
@@ -460,6 +490,7 @@ def top_reasons(expl: Explanation, frame: pd.DataFrame | None = None, k: int = 3
     cols = {f"reason_{j + 1}": np.full(n, None, dtype=object) for j in range(k)}
     names = {f"feature_{j + 1}": np.full(n, None, dtype=object) for j in range(k)}
     values = {f: src[f].to_numpy(dtype=object) for f in by.columns if f in src.columns}
+    typical = expl.typical or {}
     cache: dict[tuple[str, Any], str] = {}
     for j in range(min(k, p)):
         col = order[:, j]
@@ -470,7 +501,7 @@ def top_reasons(expl: Explanation, frame: pd.DataFrame | None = None, k: int = 3
             key = (f, v if isinstance(v, (str, int, float, bool, np.generic)) else repr(v))
             text = cache.get(key)
             if text is None:
-                text = cache[key] = describe_reason(f, v, info)
+                text = cache[key] = describe_reason(f, v, info, typical.get(f))
             cols[f"reason_{j + 1}"][i] = text
             names[f"feature_{j + 1}"][i] = f
     return pd.DataFrame({**cols, **names}, index=by.index)

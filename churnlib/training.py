@@ -256,9 +256,19 @@ class TrainingResult:
         return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
 
 
-def _schema(X: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"name": c, "kind": "numeric" if (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
-             else "categorical", "dtype": str(X[c].dtype)} for c in X.columns]
+def _schema(X: pd.DataFrame) -> list[dict[str, Any]]:
+    """Name, kind and dtype of each input column; numeric ones also carry their training median
+    (the "typical" value that the scorer's reasons are worded against)."""
+    out = []
+    for c in X.columns:
+        s = X[c]
+        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+        entry: dict[str, Any] = {"name": c, "kind": "numeric" if numeric else "categorical", "dtype": str(s.dtype)}
+        if numeric:
+            median = pd.to_numeric(s, errors="coerce").astype("float64").median()
+            entry["median"] = None if pd.isna(median) else float(median)
+        out.append(entry)
+    return out
 
 
 def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,

@@ -259,3 +259,38 @@ def test_a_category_without_effect_gets_no_weight_in_a_linear_model():
     by = expl.by_feature()["plan"].to_numpy()
     user_cat = expl.data.iloc[:, cols].to_numpy().argmax(axis=1)
     np.testing.assert_allclose(by, coefs[cols][user_cat] - coefs[cols].mean(), atol=1e-9)
+
+
+def test_reasons_are_worded_against_the_training_median():
+    assert (E.describe_reason("thumbs_up_share", 0.64, typical=0.81)
+            == "thumbs up share: 64%, typical 81% (raises risk)")
+    assert (E.describe_reason("days_since_last_login", 23.0, typical=2.0)
+            == "days since last login: 23, typical 2 (raises risk)")
+    # no comparison for missing values, yes/no flags and categories
+    assert E.describe_reason("session_gap_hours_mean", float("nan"), typical=5.0).endswith("missing (raises risk)")
+    assert E.describe_reason("level_paid", 1, typical=1.0) == "level paid: yes (raises risk)"
+
+
+def test_saved_model_reasons_quote_the_typical_value(tmp_path):
+    from churnlib.artifact import load_artifact, save_artifact
+    from churnlib.models import make_pipeline
+    from churnlib.training import _schema
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 300), "songs_7d": rng.poisson(30, 300)})
+    y = (X["days_since_last_login"] + rng.normal(0, 1, 300) > 6).astype(int).to_numpy()
+    schema = _schema(X)
+    assert schema[0]["median"] == pytest.approx(float(X["days_since_last_login"].median()))
+    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "churn_model.joblib", threshold=0.5,
+                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id", feature_schema=schema)
+    model = load_artifact(tmp_path / "churn_model.joblib")
+    assert E.typical_values(model)["songs_7d"] == pytest.approx(float(X["songs_7d"].median()))
+    expl = E.explain_model(model, X.head(40))
+    reasons = E.top_reasons(expl, X.head(40))
+    far = X.head(40)["days_since_last_login"] > 15
+    assert far.any()
+    typical = E._format_value(float(X["days_since_last_login"].median()), "days", "days since last login")
+    assert reasons.loc[far.to_numpy(), "reason_1"].str.contains(f", typical {typical} ", regex=False).all()
+    # a bare estimator has no recorded medians: the plain wording stays
+    plain = E.top_reasons(E.explain_model(model.estimator, X.head(40)), X.head(40))
+    assert not plain["reason_1"].dropna().str.contains("typical").any()
