@@ -120,9 +120,11 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
     out = pd.DataFrame({id_col if id_col in frame.columns else "row": ids, "churn_probability": p,
                         "churn_label": (p >= model.threshold).astype("int64"), "risk_band": band})
     if reasons:
-        from churnlib.explain import explain_model, top_reasons
+        from churnlib.explain import explain_model, top_reasons, typical_values
 
-        why = top_reasons(explain_model(model.estimator, X, n_jobs=n_jobs), X, k=len(REASON_COLUMNS))
+        expl = explain_model(model.estimator, X, n_jobs=n_jobs)  # X is already prepared
+        expl.typical = typical_values(model)  # reasons quote the training median
+        why = top_reasons(expl, X, k=len(REASON_COLUMNS))
         for c in REASON_COLUMNS:
             out[c] = why[c].to_numpy()
     return out

@@ -167,3 +167,22 @@ def test_score_command_writes_reasons_to_the_csv(event_model, tmp_path):
     assert written["reason_1"].dropna().str.endswith("(raises risk)").all()
     scoring.score_command(out, table=path, out=tmp_path / "plain.csv", reasons=False)
     assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["userId", *scoring.OUTPUT_COLUMNS]
+
+
+def test_scored_reasons_quote_the_training_median(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from churnlib.artifact import load_artifact, save_artifact
+    from churnlib.models import make_pipeline
+    from churnlib.scoring import score_frame
+    from churnlib.training import _schema
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 200), "songs_7d": rng.poisson(30, 200)})
+    y = (X["days_since_last_login"] + rng.normal(0, 1, 200) > 6).astype(int).to_numpy()
+    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "churn_model.joblib", threshold=0.5,
+                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id", feature_schema=_schema(X))
+    scored = score_frame(load_artifact(tmp_path / "churn_model.joblib"), X.assign(user_id=range(200)))
+    texts = scored["reason_1"].dropna()
+    assert len(texts) and texts.str.contains(", typical ", regex=False).all()
