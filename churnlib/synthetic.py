@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.pyplot as plt
 
 __all__ = [
+    "signal_verdict",
     "DEFAULT_EFFECT_SIZE",
     "EARLIER_PROJECT",
     "EVENT_EQUIVALENTS",
@@ -467,6 +468,37 @@ def before_after(table: pd.DataFrame, id_col: str, label_col: str, *,
         part.insert(1, "features", label)
         parts.append(part.drop(columns="strategy"))
     return pd.concat(parts, ignore_index=True)
+
+
+def signal_verdict(before: Mapping[str, pd.Series], permutation_significant: bool,
+                   trace_below: float = 0.55) -> str:
+    """How much signal a table's own columns carry: ``"none"``, ``"trace"`` or ``"some"``.
+
+    Parameters
+    ----------
+    before : mapping of model name -> Series with ``value``, ``low``, ``high``
+        Each model's cross-validated ROC-AUC with its 95% interval, on the table's own columns.
+    permutation_significant : bool
+        Whether the label-permutation test found a signal.
+    trace_below : float, default 0.55
+        An interval that clears 0.5 while every model stays below this AUC and the permutation
+        test finds nothing is a trace: on thousands of rows a bootstrap interval can just exclude
+        0.5 without the model ranking churners usefully better than a coin flip.
+
+    Returns
+    -------
+    str
+        ``"none"`` (every interval covers 0.5, permutation test not significant), ``"trace"``, or
+        ``"some"``.
+    """
+    if not before:
+        raise ValueError("no model scores given")
+    covers = all(row["low"] <= 0.5 <= row["high"] for row in before.values())
+    if not permutation_significant and covers:
+        return "none"
+    if not permutation_significant and max(row["value"] for row in before.values()) < trace_below:
+        return "trace"
+    return "some"
 
 
 def before_after_table(long: pd.DataFrame, metrics: Sequence[str] = ("f1", "roc_auc", "pr_auc"),

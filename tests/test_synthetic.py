@@ -336,3 +336,17 @@ def test_load_study_table_reads_the_snapshot_and_says_when_it_is_absent(spotify_
     monkeypatch.setattr(S, "spotify_snapshot_path", lambda: tmp_path / "absent.csv.gz")
     table, _, _, text = S.load_study_table(None)
     assert table is None and "not available" in text
+
+
+def test_signal_verdict_separates_none_trace_and_some():
+    row = lambda v, lo, hi: pd.Series({"value": v, "low": lo, "high": hi})  # noqa: E731
+    chance = {"rf": row(0.50, 0.48, 0.52), "hgb": row(0.51, 0.49, 0.53)}
+    barely = {"rf": row(0.52, 0.503, 0.53), "hgb": row(0.51, 0.49, 0.53)}
+    real = {"rf": row(0.70, 0.66, 0.74)}
+    assert S.signal_verdict(chance, permutation_significant=False) == "none"
+    assert S.signal_verdict(barely, permutation_significant=False) == "trace"
+    assert S.signal_verdict(real, permutation_significant=False) == "some"
+    # a significant permutation test is never waved away as a trace
+    assert S.signal_verdict(barely, permutation_significant=True) == "some"
+    with pytest.raises(ValueError):
+        S.signal_verdict({}, permutation_significant=False)
