@@ -16,9 +16,8 @@ from scipy import stats
 
 from churnlib.labels import cancellation_labels
 from churnlib.plotting import CLASS_PALETTE
-from churnlib.schema import LABEL_PAGES
+from churnlib.schema import LABEL_PAGES, MS_PER_DAY
 
-_MS_PER_DAY = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def log_overview(events: pd.DataFrame) -> pd.Series:
         "sessions": events[["userId", "sessionId"]].drop_duplicates().shape[0],
         "first event": first.strftime("%Y-%m-%d"),
         "last event": last.strftime("%Y-%m-%d"),
-        "days covered": round((events["ts"].max() - events["ts"].min()) / _MS_PER_DAY, 1),
+        "days covered": round((events["ts"].max() - events["ts"].min()) / MS_PER_DAY, 1),
     })
 
 
@@ -99,9 +98,9 @@ def daily_activity(events: pd.DataFrame, complete_days_only: bool = True) -> pd.
     if complete_days_only and len(daily) > 2:
         hour = 3_600_000
         first, last = int(events["ts"].min()), int(events["ts"].max())
-        if first % _MS_PER_DAY > hour:  # the log starts after 01:00 on its first day
+        if first % MS_PER_DAY > hour:  # the log starts after 01:00 on its first day
             daily = daily.iloc[1:]
-        if last % _MS_PER_DAY < _MS_PER_DAY - hour:  # ... or stops before 23:00 on its last day
+        if last % MS_PER_DAY < MS_PER_DAY - hour:  # ... or stops before 23:00 on its last day
             daily = daily.iloc[:-1]
     return daily
 

@@ -26,6 +26,8 @@ from sklearn.model_selection import (
     cross_val_score,
 )
 
+from churnlib.intervals import Interval, bootstrap_sampler, has_repeated_groups
+
 __all__ = [
     "METRICS",
     "PermutationResult",
@@ -49,10 +51,6 @@ Splits = list[tuple[np.ndarray, np.ndarray]]
 # Splits and out-of-fold predictions
 # --------------------------------------------------------------------------------------------
 
-def _has_repeated_groups(groups: np.ndarray | None) -> bool:
-    return groups is not None and len(pd.unique(groups)) < len(groups)
-
-
 def cv_splits(y: np.ndarray, groups: np.ndarray | None = None, n_splits: int = 3, n_repeats: int = 1,
               seed: int = 0) -> list[Splits]:
     """Stratified (and group-aware when needed) K-fold splits, once per repeat.
@@ -75,7 +73,7 @@ def cv_splits(y: np.ndarray, groups: np.ndarray | None = None, n_splits: int = 3
         One partition of the rows per repeat.
     """
     y = np.asarray(y)
-    grouped = _has_repeated_groups(groups)
+    grouped = has_repeated_groups(groups)
     out = []
     for r in range(n_repeats):
         if grouped:
@@ -191,21 +189,6 @@ def metric_values(y: np.ndarray, p: np.ndarray, hard: np.ndarray) -> dict[str, f
     }
 
 
-def _bootstrap_rows(groups: np.ndarray | None, n: int, rng: np.random.Generator):
-    """A row sampler for a bootstrap over users (whole groups) or over rows."""
-    if not _has_repeated_groups(groups):
-        return lambda: rng.integers(0, n, size=n)
-    codes, uniques = pd.factorize(pd.Series(groups))
-    order = np.argsort(codes, kind="stable")
-    starts = np.searchsorted(codes[order], np.arange(len(uniques)))
-    sizes = np.bincount(codes, minlength=len(uniques))
-
-    def draw() -> np.ndarray:
-        pick = rng.integers(0, len(uniques), size=len(uniques))
-        return np.concatenate([order[starts[g]:starts[g] + sizes[g]] for g in pick])
-    return draw
-
-
 def evaluate_predictions(y: np.ndarray, proba: np.ndarray, hard: np.ndarray, groups: np.ndarray | None = None,
                          n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
     """Metrics with 95% bootstrap intervals.
@@ -240,7 +223,7 @@ def evaluate_predictions(y: np.ndarray, proba: np.ndarray, hard: np.ndarray, gro
 
     point = score(slice(None))
     rng = np.random.default_rng(seed)
-    draw = _bootstrap_rows(groups, len(y), rng)
+    draw = bootstrap_sampler(groups, len(y), rng)
     reps = np.array([score(draw()) for _ in range(n_bootstrap)]) if n_bootstrap else np.empty((0, len(METRICS)))
     if len(reps):
         low, high = np.nanpercentile(reps, 2.5, axis=0), np.nanpercentile(reps, 97.5, axis=0)
@@ -250,8 +233,8 @@ def evaluate_predictions(y: np.ndarray, proba: np.ndarray, hard: np.ndarray, gro
 
 
 def format_interval(row: pd.Series, digits: int = 3) -> str:
-    """``"0.712 (0.690-0.735)"`` from a row with ``value``, ``low``, ``high``."""
-    return f"{row['value']:.{digits}f} ({row['low']:.{digits}f}–{row['high']:.{digits}f})"
+    """``"0.712 (0.690–0.735)"`` from a row with ``value``, ``low``, ``high`` (:meth:`Interval.text`)."""
+    return Interval.from_row(row).text(digits)
 
 
 # --------------------------------------------------------------------------------------------

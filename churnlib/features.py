@@ -27,8 +27,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from churnlib.files import atomic_write
 from churnlib.labels import observation_labels, to_epoch_ms
-from churnlib.schema import CHURN_PAGE
+from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.pyplot as plt
@@ -50,7 +51,6 @@ __all__ = [
     "user_features",
 ]
 
-_MS_PER_DAY = 86_400_000
 
 #: Columns of a feature table that are keys or the label, not features.
 KEY_COLUMNS: tuple[str, ...] = ("userId", "as_of", "churned")
@@ -378,8 +378,8 @@ SELECT userId, min(ts) AS ts, 'after' AS page FROM u WHERE $inactive AND ts >= $
 
 def _labels_one(con: duckdb.DuckDBPyConnection, as_of_ms: int, horizon_days: float, inactivity_days: float | None,
                 log_end: int | None) -> pd.DataFrame:
-    h = int(round(horizon_days * _MS_PER_DAY))
-    d = int(round(inactivity_days * _MS_PER_DAY)) if inactivity_days else _MS_PER_DAY
+    h = int(round(horizon_days * MS_PER_DAY))
+    d = int(round(inactivity_days * MS_PER_DAY)) if inactivity_days else MS_PER_DAY
     slim = con.execute(_LABEL_SQL, {"as_of": as_of_ms, "end": as_of_ms + h, "d": d,
                                     "inactive": inactivity_days is not None}).df()
     slim = slim.sort_values(["userId", "ts", "page"], kind="mergesort").reset_index(drop=True)
@@ -427,7 +427,7 @@ def observation_dates(events: Events, horizon_days: float = 30, every_days: int 
     if first is None:
         raise ValueError("observation_dates: the event log is empty")
     start = pd.Timestamp(first + start_fraction * (last - first), unit="ms", tz="UTC").ceil("D")
-    latest = pd.Timestamp(last - horizon_days * _MS_PER_DAY, unit="ms", tz="UTC")
+    latest = pd.Timestamp(last - horizon_days * MS_PER_DAY, unit="ms", tz="UTC")
     dates = pd.date_range(start, latest, freq=f"{every_days}D") if start <= latest else []
     if not len(dates) and latest.floor("D") > pd.Timestamp(first, unit="ms", tz="UTC"):
         # A short log: the one date that still leaves the label window, with whatever history.
@@ -527,16 +527,7 @@ def features_command(events_path: str | os.PathLike, as_of: Sequence[str], horiz
 
     events = load_events(events_path).events
     table = build_features(events, list(as_of), horizon_days=horizon_days)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
     return table
 
 

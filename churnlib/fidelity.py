@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from churnlib.schema import CHURN_PAGE
+from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
 __all__ = [
     "PAGE_COUNT_COLUMNS",
@@ -33,7 +33,6 @@ __all__ = [
     "learnability",
 ]
 
-_MS_PER_DAY = 86_400_000
 
 #: Count columns of the mini table -> the page they count.
 PAGE_COUNT_COLUMNS: dict[str, str] = {
@@ -132,7 +131,7 @@ def user_aggregates(events: pd.DataFrame) -> pd.DataFrame:
                        count_if(method = 'PUT' AND status = 200) AS PUT_200_count,
                        count_if(method = 'GET' AND status = 200) AS GET_200_count,
                        count_if(method = 'PUT' AND status = 307) AS PUT_307_count,
-                       (max(ts) - min(ts)) / {_MS_PER_DAY}.0 AS tenure_days
+                       (max(ts) - min(ts)) / {MS_PER_DAY}.0 AS tenure_days
                 FROM ev GROUP BY userId
             )
             SELECT u.*, s.session_count, s.sum_session_length_hours
@@ -410,7 +409,7 @@ def _honest_features(fev: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     ev = fev[["userId", "ts", "sessionId", "page", "level"]].copy()
     ev["userId"] = ev["userId"].astype(str)
     ev["ts"] = ev["ts"].astype("int64")
-    d14 = 14 * _MS_PER_DAY
+    d14 = 14 * MS_PER_DAY
     recent = _window_features(ev, as_of_ms - d14, as_of_ms, "last14")
     before = _window_features(ev, as_of_ms - 2 * d14, as_of_ms - d14, "prev14")
     last7 = _window_features(ev, as_of_ms - d14 // 2, as_of_ms, "last7")[["events_last7",
@@ -418,7 +417,7 @@ def _honest_features(fev: pd.DataFrame, as_of_ms: int) -> pd.DataFrame:
     whole = _window_features(ev, int(ev["ts"].min()) if len(ev) else 0, as_of_ms, "all")
     g = ev.groupby("userId")
     base = pd.DataFrame({
-        "days_since_last": (as_of_ms - g["ts"].max()) / _MS_PER_DAY,
+        "days_since_last": (as_of_ms - g["ts"].max()) / MS_PER_DAY,
         "paid_now": g["level"].last().astype(str).eq("paid").astype(int),
     })
     x = (base.join(recent, how="left").join(before, how="left").join(last7, how="left")

@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from churnlib.schema import CHURN_PAGE, LABEL_PAGES
+from churnlib.schema import CHURN_PAGE, LABEL_PAGES, MS_PER_DAY
 
 __all__ = [
     "LabelCensoredError",
@@ -30,7 +30,6 @@ __all__ = [
     "to_epoch_ms",
 ]
 
-_MS_PER_DAY = 86_400_000
 _SORT_KEYS = ("ts", "userId", "sessionId", "itemInSession")
 
 
@@ -225,8 +224,8 @@ def observation_labels(
     if inactivity_days is not None and not inactivity_days > 0:
         raise ValueError(f"observation_labels: inactivity_days must be > 0, got {inactivity_days!r}")
     t = to_epoch_ms(as_of)
-    h = int(round(horizon_days * _MS_PER_DAY))
-    d = None if inactivity_days is None else int(round(inactivity_days * _MS_PER_DAY))
+    h = int(round(horizon_days * MS_PER_DAY))
+    d = None if inactivity_days is None else int(round(inactivity_days * MS_PER_DAY))
     end = to_epoch_ms(log_end) if log_end is not None else (
         int(_ts_ms(events).max()) if len(events) else None
     )

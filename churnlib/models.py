@@ -42,19 +42,17 @@ __all__ = [
     "MODELS",
     "STRATEGIES",
     "Candidate",
-    "TrainingResult",
     "comparison_table",
     "evaluate_candidate",
     "compare_models",
     "feature_frame",
     "load_training_table",
     "make_pipeline",
+    "negatives_per_positive",
     "resampling_leak_demo",
-    "run_training",
     "search_model",
     "summary_table",
     "supports",
-    "train_command",
 ]
 
 #: Models in order of increasing complexity (the dummy is the no-skill baseline).
@@ -314,7 +312,7 @@ class Candidate:
         return f"{self.model} / {self.strategy}"
 
 
-def _pos_weight(y: np.ndarray) -> float:
+def negatives_per_positive(y: np.ndarray) -> float:
     y = np.asarray(y)
     return float((y == 0).sum() / max(1, (y == 1).sum()))
 
@@ -402,7 +400,7 @@ def compare_models(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = N
         for strategy in strategies:
             if not supports(model, strategy):
                 continue
-            pipe = make_pipeline(model, strategy, pos_weight=_pos_weight(y), seed=seed, n_jobs=1)
+            pipe = make_pipeline(model, strategy, pos_weight=negatives_per_positive(y), seed=seed, n_jobs=1)
             out.append(evaluate_candidate(pipe, model, strategy, X, y, groups, splits, X_test=X_test,
                                           y_test=y_test, groups_test=groups_test,
                                           n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs))
@@ -557,15 +555,3 @@ def resampling_leak_demo(X: pd.DataFrame, y: np.ndarray, model: str = "random_fo
                            f1_score(labels[test], p >= 0.5), labels[test].mean()])
         rows[label] = np.mean(scores, axis=0)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["roc_auc", "pr_auc", "f1", "test_churn_rate"])
-
-
-_TRAINING_NAMES = ("ARTIFACT_NAME", "TrainingResult", "run_training", "train_command", "training_table")
-
-
-def __getattr__(name: str):
-    # The training flow lives in churnlib.training (it imports this module); exposed here lazily.
-    if name in _TRAINING_NAMES:
-        from churnlib import training
-
-        return getattr(training, name)
-    raise AttributeError(f"module 'churnlib.models' has no attribute {name!r}")

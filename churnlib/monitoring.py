@@ -924,10 +924,10 @@ def _pipeline_of(champion) -> tuple[Any, str | None]:
 def _paired_bootstrap(y, p_a, p_b, groups, metric: str, n_bootstrap: int, seed: int) -> np.ndarray:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from churnlib.evaluation import _bootstrap_rows
+    from churnlib.intervals import bootstrap_sampler
 
     score = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}[metric]
-    draw = _bootstrap_rows(None if groups is None else np.asarray(groups), len(y), np.random.default_rng(seed))
+    draw = bootstrap_sampler(None if groups is None else np.asarray(groups), len(y), np.random.default_rng(seed))
     diffs = []
     for _ in range(n_bootstrap):
         idx = draw()

@@ -55,3 +55,7 @@ LEVEL_VALUES: frozenset[str] = frozenset({"free", "paid"})
 #: Columns of a snapshot table that are not features by default.
 SNAPSHOT_DEFAULT_ID = "user_id"
 SNAPSHOT_DEFAULT_LABEL = "is_churned"
+
+#: Milliseconds in a day and in an hour (event timestamps are epoch milliseconds).
+MS_PER_DAY = 86_400_000
+MS_PER_HOUR = 3_600_000

@@ -30,7 +30,6 @@ __all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "features_from_events", "prepare_
 OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_band")
 #: Columns added by ``reasons=True``: each user's top three risk-raising features, in plain words.
 REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
-_MS_PER_DAY = 86_400_000
 
 
 def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -141,7 +140,7 @@ def features_from_events(events: str | os.PathLike) -> pd.DataFrame:
 
     ev = load_events(events).events
     last = int(ev["ts"].max())
-    as_of = (last // _MS_PER_DAY + 1) * _MS_PER_DAY  # midnight after the last event: every event counts
+    as_of = (last // MS_PER_DAY + 1) * MS_PER_DAY  # midnight after the last event: every event counts
     table = user_features(ev, as_of)
     gone = set(ev.loc[ev["page"] == CHURN_PAGE, "userId"].astype(str))
     return table[~table["userId"].isin(gone)].reset_index(drop=True)

@@ -38,11 +38,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnlib.schema import EVENT_COLUMNS, PAGE_METHOD_STATUS
+from churnlib.files import atomic_write
+from churnlib.schema import EVENT_COLUMNS, MS_PER_DAY, PAGE_METHOD_STATUS
 
 __all__ = ["SimulatorConfig", "simulate_events", "write_event_log", "PAGES"]
 
-_MS_PER_DAY = 86_400_000
 _MS_PER_HOUR = 3_600_000
 
 #: Page codes used inside the kernel (index into this tuple).
@@ -406,7 +406,7 @@ def _arrival_weight(t_ms, night_w, weekend_w):
     """Relative session-arrival intensity at t (UTC ms): evening peak, night trough, weekends."""
     # US users: local time about UTC-6
     hour = ((t_ms // _MS_PER_HOUR) - 6) % 24
-    day = ((t_ms - 6 * _MS_PER_HOUR) // _MS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday -> 0=Mon
+    day = ((t_ms - 6 * _MS_PER_HOUR) // MS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday -> 0=Mon
     # cosine with the trough at 4am and the peak at 4pm
     w = night_w + (1.0 - night_w) * 0.5 * (1.0 - np.cos(2.0 * np.pi * (hour - 4.0) / 24.0))
     if day >= 5:
@@ -495,10 +495,10 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
             reg = t
         else:
             gap = -np.log(1.0 - np.random.random()) / (rate * (1.0 if level == 1 else p[P_FREE_RATE]))
-            t = start_ms + int(min(gap, 0.97 * span / _MS_PER_DAY) * _MS_PER_DAY)
+            t = start_ms + int(min(gap, 0.97 * span / MS_PER_DAY) * MS_PER_DAY)
             # registered 1 day to ~10 months before the window
-            reg = start_ms - int((1.0 + 300.0 * np.random.random() ** 1.5) * _MS_PER_DAY) \
-                - np.random.randint(0, _MS_PER_DAY)
+            reg = start_ms - int((1.0 + 300.0 * np.random.random() ** 1.5) * MS_PER_DAY) \
+                - np.random.randint(0, MS_PER_DAY)
         u_reg[u] = reg
         leaving = False
         cancel_at = end_ms
@@ -515,17 +515,17 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
                     r = rate * (1.0 if level == 1 else p[P_FREE_RATE]) * np.exp(p[P_SAT_RATE_K] * sat)
                     if leaving and leaving_visible:
                         r *= p[P_LEAVE_RATE]
-                    t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * _MS_PER_DAY) + 1
+                    t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * MS_PER_DAY) + 1
                     continue
             # --- churn decision at the start of a session (hazard over the gap) ---------------
             if not leaving:
-                gap_days = (t - last_t) / _MS_PER_DAY if not first else 1.0
+                gap_days = (t - last_t) / MS_PER_DAY if not first else 1.0
                 h = p[P_HAZ_BASE] * haz_m * np.exp(-p[P_HAZ_SAT_K] * sat) + p[P_HAZ_SILENT]
                 if np.random.random() < 1.0 - np.exp(-h * gap_days):
                     leaving = True
-                    cancel_at = t + int(np.random.gamma(p[P_LEAVE_SHAPE], p[P_LEAVE_DAYS] / p[P_LEAVE_SHAPE]) * _MS_PER_DAY)
+                    cancel_at = t + int(np.random.gamma(p[P_LEAVE_SHAPE], p[P_LEAVE_DAYS] / p[P_LEAVE_SHAPE]) * MS_PER_DAY)
                     leaving_visible = np.random.random() >= p[P_LEAVE_SILENT]
-            last_session = leaving and t >= cancel_at - _MS_PER_DAY // 2
+            last_session = leaving and t >= cancel_at - MS_PER_DAY // 2
             # capacity: a session rarely exceeds 40x its mean length; restart user if short
             if n + 4000 + int(40.0 * song_mean) >= cap:
                 return n_user_start, sid_user_start, u
@@ -694,7 +694,7 @@ def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_
             r = rate * (1.0 if level == 1 else p[P_FREE_RATE]) * np.exp(p[P_SAT_RATE_K] * sat)
             if leaving and leaving_visible:
                 r *= p[P_LEAVE_RATE]
-            t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * _MS_PER_DAY) + 60_000
+            t += int(-np.log(1.0 - np.random.random()) / (r / w_mean) * MS_PER_DAY) + 60_000
             forced = False
             if leaving and t >= cancel_at:
                 t = max(cancel_at, last_t + 60_000)
@@ -835,7 +835,7 @@ def _run(n_users: int, days: float, seed: int, start: str, config: SimulatorConf
     ts0 = pd.Timestamp(start)
     ts0 = ts0.tz_localize("UTC") if ts0.tzinfo is None else ts0.tz_convert("UTC")
     start_ms = int(ts0.value // 1_000_000)
-    end_ms = start_ms + int(round(days * _MS_PER_DAY))
+    end_ms = start_ms + int(round(days * MS_PER_DAY))
     # one independent 32-bit seed per user: the output does not depend on the chunking
     user_seeds = np.random.SeedSequence(seed).generate_state(n_users, np.uint32)
     sid = 1
@@ -918,11 +918,11 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
                          f".json[l].gz / .ndjson[.gz]")
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
     events = sessions = churned = 0
     confirm = PAGES.index("Cancellation Confirmation")
-    try:
+
+    def write(tmp: str) -> None:
+        nonlocal events, sessions, churned
         if fmt == "parquet":
             with pq.ParquetWriter(tmp, _schema(True), compression="snappy", store_schema=False,
                                   dictionary_pagesize_limit=4 << 20) as writer:
@@ -941,15 +941,8 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
                     churned += _count_page(table, confirm)
                     df = _decode(table).to_pandas()
                     fh.write(df.to_json(orient="records", lines=True).encode("utf-8"))
-        # mkstemp creates the file 0600; give the log the usual permissions before publishing it
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(out, write)
     secs = time.perf_counter() - t0
     return {"path": str(out), "format": fmt, "events": events, "users": n_users,
             "sessions": sessions, "churned": churned, "bytes": out.stat().st_size,

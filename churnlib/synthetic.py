@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from churnlib import evaluation as ev
+from churnlib.intervals import bootstrap_sampler
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.pyplot as plt
@@ -411,7 +412,7 @@ def _cv_long(table: pd.DataFrame, id_col: str, label_col: str, models: Sequence[
     splits = ev.cv_splits(y, groups, n_splits, n_repeats, seed)
     cands = []
     for model in models:
-        pipe = M.make_pipeline(model, strategy, pos_weight=M._pos_weight(y), seed=seed, n_jobs=1)
+        pipe = M.make_pipeline(model, strategy, pos_weight=M.negatives_per_positive(y), seed=seed, n_jobs=1)
         extra = dict((params or {}).get(model, {}))
         if extra:
             pipe.set_params(**{k if "__" in k else f"model__{k}": v for k, v in extra.items()})
@@ -633,7 +634,7 @@ def single_feature_auc(table: pd.DataFrame, label_col: str, columns: Sequence[st
             # The same bootstrap over users as churnlib.evaluation, on the one metric needed here;
             # replicates use the Mann-Whitney identity AUC = U / (n1 n0) on scipy's midranks (ties
             # count half, as in roc_auc_score), ~30x faster than calling roc_auc_score 100s of times.
-            draw = ev._bootstrap_rows(groups, len(y), np.random.default_rng(seed))
+            draw = bootstrap_sampler(groups, len(y), np.random.default_rng(seed))
             reps = []
             for _ in range(n_bootstrap):
                 idx = draw()

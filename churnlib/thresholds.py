@@ -15,6 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from churnlib.intervals import bootstrap_sampler
+
 __all__ = [
     "CalibratedModel",
     "CalibrationChoice",
@@ -42,11 +44,10 @@ def f1_threshold_interval(y: np.ndarray, proba: np.ndarray, groups: np.ndarray |
 
     ``proba`` may hold several CV repeats (rows); they are averaged per user row first.
     """
-    from churnlib.evaluation import _bootstrap_rows
 
     y = np.asarray(y).astype(int)
     p = np.atleast_2d(proba).mean(axis=0)
-    draw = _bootstrap_rows(groups, len(y), np.random.default_rng(seed))
+    draw = bootstrap_sampler(groups, len(y), np.random.default_rng(seed))
     reps = []
     for _ in range(n_bootstrap):
         idx = draw()

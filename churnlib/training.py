@@ -27,7 +27,7 @@ from churnlib import evaluation as ev
 from churnlib import thresholds as th
 from churnlib.models import (
     Candidate,
-    _pos_weight,
+    negatives_per_positive,
     compare_models,
     evaluate_candidate,
     feature_frame,
@@ -339,7 +339,7 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     dummy = next((c for c in candidates if c.model == "dummy" and c.cv is not None), None)
 
     splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
-    pipe = make_pipeline(best.model, best.strategy, pos_weight=_pos_weight(y), seed=seed)
+    pipe = make_pipeline(best.model, best.strategy, pos_weight=negatives_per_positive(y), seed=seed)
     params, search_score = search_model(pipe, best.model, X, y, g, n_splits=n_splits, budget=search_budget,
                                         method=search_method, seed=seed, n_jobs=n_jobs)
     final, final_pipe, kept = best, pipe, False

@@ -38,6 +38,7 @@ from sklearn.base import clone
 
 from churnlib import evaluation as ev
 from churnlib import thresholds as th
+from churnlib.files import atomic_write_text
 
 __all__ = [
     "FEATURE_SET_FILE",
@@ -239,7 +240,7 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
         ``"helps"``/``"hurts"`` when the ROC-AUC difference interval excludes 0, else
         ``"no clear change"`` (``"first"`` for the first set).
     """
-    from churnlib.models import _pos_weight, make_pipeline
+    from churnlib.models import negatives_per_positive, make_pipeline
 
     if not sets:
         raise ValueError("no feature sets to compare")
@@ -248,7 +249,7 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
         raise KeyError(f"columns not in X: {missing}")
     y = np.asarray(y).astype(int)
     splits = ev.cv_splits(y, groups, n_splits, n_repeats, seed)
-    pipe = make_pipeline(model, strategy, pos_weight=_pos_weight(y), seed=seed, n_jobs=1)
+    pipe = make_pipeline(model, strategy, pos_weight=negatives_per_positive(y), seed=seed, n_jobs=1)
     names = list(sets)
     oofs: list[np.ndarray] = []
     rows = []
@@ -269,7 +270,7 @@ def compare_feature_sets(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | No
 
     # paired comparison of consecutive sets: same out-of-fold rows, same bootstrap draws
     rng = np.random.default_rng(seed)
-    draw = ev._bootstrap_rows(groups, len(y), rng)
+    draw = bootstrap_sampler(groups, len(y), rng)
     point = np.array([_auc_pair(y, P, slice(None)) for P in oofs])  # (sets, 2)
     reps = np.array([[_auc_pair(y, P, idx) for P in oofs] for idx in (draw() for _ in range(n_bootstrap))])
     folds = [(r, test) for r, part in enumerate(splits) for _, test in part]
@@ -729,11 +730,11 @@ def importance(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None,
         the per-fold means), ``folds_positive`` (share of folds with a positive mean drop),
         ``mutual_info`` (nats), ``perm_rank``, ``mi_rank``; sorted by ``perm_importance`` then name.
     """
-    from churnlib.models import _pos_weight, make_pipeline
+    from churnlib.models import negatives_per_positive, make_pipeline
 
     y = np.asarray(y).astype(int)
     splits = ev.cv_splits(y, groups, n_splits, n_repeats, seed)
-    pipe = make_pipeline(model, strategy, pos_weight=_pos_weight(y), seed=seed, n_jobs=1)
+    pipe = make_pipeline(model, strategy, pos_weight=negatives_per_positive(y), seed=seed, n_jobs=1)
     per_fold, raw = [], []
     k = 0
     for part in splits:
@@ -951,14 +952,8 @@ def save_feature_set(selection: FeatureSelection, *, id_col: str, label_col: str
                "dropped": dict(selection.dropped), "written_by": WRITTEN_BY}
     folder = paths.processed_data_dir(output_dir)
     out = folder / FEATURE_SET_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".feature_set.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, ensure_ascii=False)
-        os.replace(tmp, out)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # readers see the old file or the new one, never half of one
+    atomic_write_text(out, json.dumps(payload, indent=2, ensure_ascii=False))
     return out
 
 
