@@ -2,7 +2,7 @@
 
 ``<name>.joblib`` holds the fitted estimator; ``<name>.manifest.json`` holds everything else in
 plain text -- the SHA-256 of the joblib file, library versions, threshold, risk bands, feature
-schema, metrics and the input-data fingerprint. :func:`load_artifact` reads the manifest, checks the
+schema, metrics and the input-data fingerprint. :func:`read_artifact` reads the manifest, checks the
 file's hash and the library versions *before* unpickling, and refuses with :class:`ArtifactError`
 when anything does not match.
 
@@ -12,11 +12,9 @@ trust: unpickling runs code.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -24,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
-import pandas as pd
 
-__all__ = ["ArtifactError", "FORMAT_VERSION", "LoadedModel", "library_versions", "load_artifact",
-           "save_artifact"]
+from churnlib.files import atomic_write, jsonable, sha256_file
 
-#: Bumped when the manifest layout changes incompatibly.
-FORMAT_VERSION = 1
+__all__ = ["Artifact", "ArtifactError", "FORMAT_VERSION", "library_versions", "read_artifact", "save_artifact"]
+
+#: Bumped when the manifest layout or the pickled classes change incompatibly
+#: (2: the estimator is a pipeline or a churnlib.calibration.CalibratedClassifier).
+FORMAT_VERSION = 2
 #: Libraries whose pickles must be read by the same (major, minor) version.
 PINNED_LIBRARIES = ("scikit-learn", "imbalanced-learn", "lightgbm", "xgboost", "numpy", "pandas", "joblib")
 _DIST = {"xgboost": ("xgboost", "xgboost-cpu")}
@@ -58,44 +56,8 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _manifest_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(".joblib") + ".manifest.json")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if isinstance(obj, (pd.Timestamp, datetime)):
-        return obj.isoformat()
-    return obj
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_artifact(estimator, path: str | os.PathLike, *, threshold: float, risk_bands: dict[str, float],
@@ -128,57 +90,48 @@ def save_artifact(estimator, path: str | os.PathLike, *, threshold: float, risk_
     if path.suffix != ".joblib":
         raise ValueError(f"artifact file must end in .joblib: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: joblib.dump(estimator, tmp, compress=3))
+    atomic_write(path, lambda tmp: joblib.dump(estimator, tmp, compress=3))
     manifest = {
         "format_version": FORMAT_VERSION,
         "artifact": path.name,
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
         "threshold": float(threshold),
         "risk_bands": {k: float(v) for k, v in risk_bands.items()},
-        "feature_schema": feature_schema,
+        "feature_schema": jsonable(feature_schema),
         "id_col": id_col,
-        **_jsonable(metadata or {}),
+        **jsonable(metadata or {}),
     }
     mpath = _manifest_path(path)
-    _atomic_write(mpath, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, allow_nan=False)))
+    atomic_write(mpath, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, allow_nan=False)))
     return mpath
 
 
-@dataclass
-class LoadedModel:
-    """A verified model with what scoring needs.
+@dataclass(frozen=True)
+class Artifact:
+    """A verified artifact: the unpickled estimator and its manifest (see :class:`churnlib.model.ChurnModel`).
 
     Attributes
     ----------
     estimator
         The fitted classifier.
-    threshold : float
-    risk_bands : dict
-    feature_schema : list of dict
-    id_col : str
     manifest : dict
-        The full manifest (metrics, fingerprint, versions ...).
+        Threshold, risk bands, feature schema, id column, metrics, data fingerprint, versions.
+    path : pathlib.Path
+        The ``.joblib`` file read.
     """
 
     estimator: Any
-    threshold: float
-    risk_bands: dict[str, float]
-    feature_schema: list[dict[str, str]]
-    id_col: str
     manifest: dict[str, Any]
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.feature_schema]
+    path: Path
 
 
 def _major_minor(v: str | None) -> tuple[str, ...] | None:
     return None if v is None else tuple(v.split(".")[:2])
 
 
-def load_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> LoadedModel:
+def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Artifact:
     """Load an artifact written by :func:`save_artifact`, refusing anything that does not verify.
 
     Parameters
@@ -190,7 +143,7 @@ def load_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Lo
 
     Returns
     -------
-    LoadedModel
+    Artifact
 
     Raises
     ------
@@ -219,7 +172,7 @@ def load_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Lo
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{mpath}: manifest format {manifest.get('format_version')!r}, this churnlib "
                             f"reads format {FORMAT_VERSION}; retrain the model")
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ArtifactError(f"{path}: SHA-256 does not match the manifest (expected {expected[:16]}..., "
                             f"got {actual[:16]}...): the file was modified or corrupted; refusing to load it")
@@ -235,6 +188,7 @@ def load_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Lo
         estimator = joblib.load(path)
     except Exception as exc:  # a verified file that still fails to unpickle: say so plainly
         raise ArtifactError(f"{path}: cannot unpickle the model: {type(exc).__name__}: {exc}") from None
-    return LoadedModel(estimator=estimator, threshold=float(manifest["threshold"]),
-                       risk_bands=manifest["risk_bands"], feature_schema=manifest["feature_schema"],
-                       id_col=manifest.get("id_col", "userId"), manifest=manifest)
+    for key in ("threshold", "risk_bands", "feature_schema"):
+        if key not in manifest:
+            raise ArtifactError(f"{mpath}: manifest lacks {key!r}; retrain the model")
+    return Artifact(estimator=estimator, manifest=manifest, path=path)

@@ -1,7 +1,8 @@
 """Why the model scores a user as it does: SHAP values on the features the model sees.
 
 The final model is a pipeline ``preprocess -> [resample] -> model``, possibly wrapped in a monotone
-calibrator (:class:`churnlib.thresholds.CalibratedModel`). :func:`explain_model` runs the
+calibrator (:class:`churnlib.calibration.CalibratedClassifier`; :class:`churnlib.model.ChurnModel` hands
+over the pipeline inside it). :func:`explain_model` runs the
 preprocessing (samplers do nothing at predict time and are skipped), explains the model step on its
 output -- the transformed columns, named by ``get_feature_names_out`` -- and keeps the map from each
 transformed column back to the original feature (one-hot columns and missing-value flags belong to
@@ -38,7 +39,6 @@ __all__ = [
     "CONSTANT_MESSAGE",
     "Explanation",
     "describe_reason",
-    "typical_values",
     "explain_model",
     "explainer_route",
     "global_importance",
@@ -127,18 +127,6 @@ class Explanation:
 # Taking the model apart
 # --------------------------------------------------------------------------------------------
 
-def _unwrap(model: Any) -> tuple[Any, bool, list[str] | None]:
-    """(pipeline or estimator, calibrated?, input feature names) of a LoadedModel or estimator."""
-    names = None
-    if hasattr(model, "feature_schema") and hasattr(model, "estimator"):  # churnlib LoadedModel
-        names = list(model.feature_names)
-        model = model.estimator
-    calibrated = False
-    if hasattr(model, "calibrator_") and hasattr(model, "estimator"):  # churnlib CalibratedModel
-        model, calibrated = model.estimator, True
-    return model, calibrated, names
-
-
 def _parts(estimator: Any) -> tuple[list[Any], Any]:
     """Predict-time preprocessing steps (samplers skipped) and the final model step."""
     steps = [s for _, s in getattr(estimator, "steps", [])]
@@ -221,10 +209,9 @@ def _linear_reference(names: list[str], original: list[str]) -> np.ndarray:
 
 
 def explainer_route(model: Any) -> str:
-    """How :func:`explain_model` explains ``model``: ``"constant"``, ``"tree"``, ``"linear"`` or
+    """How :func:`explain_model` explains the fitted pipeline ``model``: ``"constant"``, ``"tree"``, ``"linear"`` or
     ``"agnostic"`` (model-agnostic Kernel SHAP: slow, explain few rows)."""
-    estimator, _, _ = _unwrap(model)
-    final = _parts(estimator)[1]
+    final = _parts(model)[1]
     kind = type(final).__name__
     if kind == "DummyClassifier" or len(getattr(final, "classes_", [0, 1])) < 2:
         return "constant"
@@ -234,17 +221,18 @@ def explainer_route(model: Any) -> str:
 
 
 def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | None = None,
-                  max_rows: int | None = None, seed: int = 0, n_jobs: int = 1) -> Explanation:
+                  max_rows: int | None = None, seed: int = 0, n_jobs: int = 1,
+                  typical: dict[str, float] | None = None, calibrated: bool = False) -> Explanation:
     """SHAP values of the positive class (churn) for the rows of ``X``.
 
     Parameters
     ----------
-    model : LoadedModel or fitted estimator
-        The final model (:func:`churnlib.artifact.load_artifact`), a churnlib pipeline, or a
-        :class:`~churnlib.thresholds.CalibratedModel` around one.
+    model : fitted estimator
+        A fitted churnlib pipeline (``preprocess -> [resample] -> model``) or bare classifier. For
+        a :class:`churnlib.model.ChurnModel` use its :meth:`~churnlib.model.ChurnModel.shap`, which
+        checks the inputs and passes its training medians and calibration here.
     X : pandas.DataFrame
-        Rows to explain. For a LoadedModel, any table holding its feature columns (checked and
-        typed as for scoring); otherwise the model's input columns.
+        Rows to explain: the model's input columns.
     background : pandas.DataFrame, optional
         Reference rows (model inputs) for the linear and model-agnostic explainers; tree explainers
         use the training data stored in the trees. Default: linear models are explained against
@@ -256,17 +244,17 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
         Seed of the row sample, the background sample and the kernel explainer's coalitions.
     n_jobs : int
         Threads for LightGBM / XGBoost contributions.
+    typical : dict, optional
+        Training medians of numeric features (reasons quote them: "typical 81%").
+    calibrated : bool, default False
+        Whether a calibration map follows ``model`` (recorded; it changes no sign or ranking).
 
     Returns
     -------
     Explanation
     """
-    estimator, calibrated, names = _unwrap(model)
-    if names is not None:
-        from churnlib.scoring import prepare_inputs
-
-        X = prepare_inputs(model, X)
-    elif hasattr(estimator, "feature_names_in_"):
+    estimator = model
+    if hasattr(estimator, "feature_names_in_"):
         X = X[list(estimator.feature_names_in_)]
     X = _rows(X, max_rows, seed)
     pre, final = _parts(estimator)
@@ -274,8 +262,6 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
     original = [_original_feature(n, list(X.columns)) for n in tnames]
     kind = type(final).__name__
     A = data.to_numpy()
-
-    typical = typical_values(model)
 
     def done(values, base, method, output, message=None) -> Explanation:
         return Explanation(np.asarray(values, dtype=float), float(base), data, original, X, method, output,
@@ -426,19 +412,6 @@ def _format_value(value: Any, unit: str, label: str) -> str:
     if unit in ("days", "hours", "minutes") and unit not in label:
         text += f" {unit}"
     return text
-
-
-def typical_values(model: Any) -> dict[str, float] | None:
-    """Training medians of the numeric features recorded in a LoadedModel's feature schema.
-
-    None for a bare estimator or an artifact saved before medians were recorded.
-    """
-    schema = getattr(model, "feature_schema", None) if hasattr(model, "estimator") else None
-    if not schema:
-        return None
-    typical = {f["name"]: float(f["median"]) for f in schema
-               if f.get("kind") == "numeric" and f.get("median") is not None}
-    return typical or None
 
 
 def describe_reason(feature: str, value: Any, info: dict[str, dict[str, str]] | None = None,

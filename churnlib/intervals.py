@@ -107,10 +107,11 @@ class Interval:
         return self.known and other.known and self.low <= other.high and other.low <= self.high
 
     # ---- forms ----------------------------------------------------------------------------
-    def text(self, digits: int = 3, *, signed: bool = False, percent: bool = False) -> str:
+    def text(self, digits: int = 3, *, signed: bool = False, percent: bool = False, unit: str = "") -> str:
         """``"0.712 (0.690–0.735)"``; ``signed`` writes ``+0.012 (-0.004 to +0.030)`` for differences,
-        ``percent`` writes ``21.6% (19.8–23.4%)``; the bounds are left out when unknown."""
-        scale, suffix = (100.0, "%") if percent else (1.0, "")
+        ``percent`` writes ``21.6% (19.8–23.4%)``, ``unit="×"`` writes ``5.4× (4.3–6.3×)``; the bounds
+        are left out when unknown."""
+        scale, suffix = (100.0, "%") if percent else (1.0, unit)
 
         def f(x: float) -> str:
             if not math.isfinite(x):

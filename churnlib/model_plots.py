@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from churnlib.evaluation import format_interval
+from churnlib.intervals import Interval
 from churnlib.plotting import CLASS_PALETTE
 
 __all__ = ["plot_curves", "plot_leak_demo", "plot_metric_intervals", "plot_permutation", "plot_reliability",
@@ -39,7 +39,7 @@ def plot_metric_intervals(candidates, metrics: Sequence[str] = ("roc_auc", "pr_a
             ax.axvline(0.5, color="grey", ls="--", lw=1)
     best = [c for c in ok if c.model != "dummy"][-1] if any(c.model != "dummy" for c in ok) else ok[-1]
     fig.suptitle(f"{best.name} leads on {_NAMES[metrics[-1]]}: "
-                 f"{format_interval(getattr(best, where).loc[metrics[-1]])}", fontweight="bold")
+                 f"{Interval.from_row(getattr(best, where).loc[metrics[-1]]).text()}", fontweight="bold")
     fig.tight_layout()
     return fig
 
@@ -66,7 +66,7 @@ def plot_curves(result) -> plt.Figure:
     roc_ax.legend(fontsize=8, loc="lower right")
     pr_ax.legend(fontsize=8, loc="upper right")
     h = result.holdout
-    fig.suptitle(f"On the holdout the chosen {result.chosen.name} reaches ROC-AUC {format_interval(h.loc['roc_auc'], 2)} "
+    fig.suptitle(f"On the holdout the chosen {result.chosen.name} reaches ROC-AUC {Interval.from_row(h.loc['roc_auc']).text(2)} "
                  f"and PR-AUC {h.loc['pr_auc', 'value']:.2f} vs {result.y_test.mean():.2f} for no skill",
                  fontweight="bold")
     fig.tight_layout()

@@ -15,16 +15,18 @@ are much slower than probabilities.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from churnlib.artifact import LoadedModel, load_artifact
+from churnlib.features import user_features
+from churnlib.files import atomic_write
+from churnlib.load import load_events
+from churnlib.model import ChurnModel
+from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
-__all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "features_from_events", "prepare_inputs", "score_command",
-           "score_frame"]
+__all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "features_from_events", "score_command", "score_frame"]
 
 #: Columns of the risk file after the id column.
 OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_band")
@@ -32,65 +34,14 @@ OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_ban
 REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
 
 
-def prepare_inputs(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's feature columns of ``frame``, in training order and with training kinds.
-
-    Extra columns are ignored; missing values are fine (the pipeline imputes them).
-
-    Raises
-    ------
-    ValueError
-        When a feature column is absent, or a numeric column holds text that is not a number.
-    """
-    names = model.feature_names
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise ValueError(f"the input lacks {len(missing)} feature column(s) the model needs: "
-                         f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    X = frame[names]
-    changed = {}
-    for f in model.feature_schema:
-        c, s = f["name"], X[f["name"]]
-        if f["kind"] == "numeric" and not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            num = pd.to_numeric(s, errors="coerce")
-            bad = num.isna() & s.notna() & (s.astype("string").str.strip() != "")
-            if bad.any():
-                raise ValueError(f"column {c!r} must be numeric; e.g. {s[bad].iloc[0]!r}")
-            changed[c] = num
-        elif f["kind"] == "categorical" and pd.api.types.is_numeric_dtype(s):
-            changed[c] = s.astype("string")
-    if changed:  # no deep copy of the whole table: only the coerced columns are new
-        X = X.copy(deep=False)
-        for c, v in changed.items():
-            X[c] = v
-    return X
-
-
-def _set_threads(estimator, n_jobs: int) -> None:
-    """Give the model step of a (calibrated) pipeline ``n_jobs`` threads; preprocessing runs in-process.
-
-    A ``ColumnTransformer`` with ``n_jobs`` > 1 runs its transformers in worker *processes* and
-    memory-maps the data to them: on a 50,000-row table that alone took longer than the whole
-    transform and the model together. Neither setting changes any output.
-    """
-    inner = getattr(estimator, "estimator", None)
-    if inner is not None and not hasattr(estimator, "get_params"):  # churnlib CalibratedModel
-        _set_threads(inner, n_jobs)
-        return
-    steps = [s for _, s in getattr(estimator, "steps", [(None, estimator)])]
-    for i, step in enumerate(steps):
-        if hasattr(step, "get_params") and "n_jobs" in step.get_params(deep=False):
-            step.set_params(n_jobs=n_jobs if i == len(steps) - 1 else None)
-
-
-def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = None,
+def score_frame(model: ChurnModel, frame: pd.DataFrame, id_col: str | None = None,
                 n_jobs: int = 2, reasons: bool = True) -> pd.DataFrame:
     """Score a table in memory, with each user's top three reasons.
 
     Parameters
     ----------
-    model : LoadedModel
-        From :func:`churnlib.artifact.load_artifact`.
+    model : churnlib.model.ChurnModel
+        From :meth:`ChurnModel.load <churnlib.model.ChurnModel.load>`.
     frame : pandas.DataFrame
         Rows to score, with the model's feature columns.
     id_col : str, optional
@@ -100,7 +51,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
     reasons : bool, default True
         Add :data:`REASON_COLUMNS`: per user, the (at most) three features whose SHAP values raise
         that user's churn risk most, e.g. ``"days since last login: 23 (raises risk)"``
-        (:func:`churnlib.explain.top_reasons`). Fewer than three features raising the risk leave
+        (:meth:`churnlib.model.ChurnModel.explain`). Fewer than three features raising the risk leave
         the remaining columns missing (empty in the CSV); the constant baseline model leaves all of
         them missing. Much slower than the probabilities (SHAP values for every user and feature).
 
@@ -110,20 +61,14 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame, id_col: str | None = No
         The id column then :data:`OUTPUT_COLUMNS` (and :data:`REASON_COLUMNS`), in input order.
     """
     id_col = id_col or model.id_col
-    _set_threads(model.estimator, n_jobs)
-    X = prepare_inputs(model, frame)
-    p = model.estimator.predict_proba(X)[:, 1]
-    bands = model.risk_bands
-    band = np.where(p >= bands["high_from"], "high", np.where(p >= bands["medium_from"], "medium", "low"))
+    model.set_threads(n_jobs)
+    p = model.churn_probability(frame)
+    band = model.risk_band(proba=p)
     ids = frame[id_col].astype(str).to_numpy() if id_col in frame.columns else np.arange(len(frame))
     out = pd.DataFrame({id_col if id_col in frame.columns else "row": ids, "churn_probability": p,
                         "churn_label": (p >= model.threshold).astype("int64"), "risk_band": band})
-    if reasons:
-        from churnlib.explain import explain_model, top_reasons, typical_values
-
-        expl = explain_model(model.estimator, X, n_jobs=n_jobs)  # X is already prepared
-        expl.typical = typical_values(model)  # reasons quote the training median
-        why = top_reasons(expl, X, k=len(REASON_COLUMNS))
+    if reasons:  # reasons quote the training median ("typical 81%")
+        why = model.explain(frame, k=len(REASON_COLUMNS), n_jobs=n_jobs)
         for c in REASON_COLUMNS:
             out[c] = why[c].to_numpy()
     return out
@@ -134,10 +79,6 @@ def features_from_events(events: str | os.PathLike) -> pd.DataFrame:
 
     Users with a cancellation confirmation in the log are left out (already gone).
     """
-    from churnlib.features import user_features
-    from churnlib.load import load_events
-    from churnlib.schema import CHURN_PAGE
-
     ev = load_events(events).events
     last = int(ev["ts"].max())
     as_of = (last // MS_PER_DAY + 1) * MS_PER_DAY  # midnight after the last event: every event counts
@@ -193,21 +134,11 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
     """
     if (events is None) == (table is None):
         raise ValueError("give exactly one input: an event log (--events) or a feature table (--table)")
-    loaded = load_artifact(model)
+    loaded = ChurnModel.load(model)
     if events is not None:
         frame, id_col = features_from_events(events), "userId"
     else:
         frame = _read_table(Path(table))
     scored = score_frame(loaded, frame, id_col=id_col, n_jobs=n_jobs, reasons=reasons)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        scored.to_csv(tmp, index=False, float_format="%.6f")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda tmp: scored.to_csv(tmp, index=False, float_format="%.6f"))
     return scored

@@ -25,6 +25,7 @@ import pandas as pd
 
 from churnlib import paths
 from churnlib.eda import Rate, churn_rate
+from churnlib.intervals import Interval
 
 __all__ = [
     "Section", "SummaryInputs", "Trend", "signal_detected", "ACTION_RULES", "load_inputs", "not_available", "signal_section",
@@ -140,17 +141,13 @@ def load_inputs(output_dir: str | os.PathLike | None = None) -> SummaryInputs:
 # Small formatting helpers
 # --------------------------------------------------------------------------------------------
 
-def _triple(x: Any) -> tuple[float, float, float] | None:
-    """``(value, low, high)`` from ``[v, lo, hi]`` or ``{"value", "low", "high"}``; None if absent."""
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        x = (x.get("value"), x.get("low"), x.get("high"))
+def _interval(x: Any) -> Interval | None:
+    """An :class:`Interval` from ``[v, lo, hi]`` or ``{"value", "low", "high"}``; None if absent or no value."""
     try:
-        v, lo, hi = (float("nan") if a is None else float(a) for a in x)
+        iv = Interval.from_value(x)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(v) else (v, lo, hi)
+    return None if iv is None or math.isnan(iv.value) else iv
 
 
 def _ci(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
@@ -232,7 +229,7 @@ def churn_rate_section(labels: pd.Series, what: str = "users") -> Section:
     lo, hi = rate.interval
     return Section(f"About {_in_n(rate.value)[0]} in {_in_n(rate.value)[1]} {what} churned",
                    f"**{_rate_text(rate)}** of {what} churned.",
-                   numbers={"Churn rate": f"{rate.value:.1%} ({lo:.1%}–{hi:.1%})"})
+                   numbers={"Churn rate": Interval(rate.value, lo, hi).text(1, percent=True)})
 
 
 @dataclass
@@ -351,7 +348,7 @@ def trend_section(trend: Trend | None, reason: str = "the data has no observatio
               "flat": "Churn is stable: no trend beyond the noise", "unknown": "Churn at a single date"}
     t = trend.per_date.assign(
         date=trend.per_date["date"].dt.strftime("%Y-%m-%d"),
-        **{"churn rate (95% interval)": [f"{r:.1%} ({lo:.1%}–{hi:.1%})" for r, lo, hi in
+        **{"churn rate (95% interval)": [Interval(r, lo, hi).text(1, percent=True) for r, lo, hi in
                                          trend.per_date[["rate", "low", "high"]].to_numpy()]},
     )[["date", "users", "churned", "churn rate (95% interval)"]]
     word = {"rising": "rising", "falling": "falling", "flat": "stable", "unknown": "one date"}[trend.direction]
@@ -403,28 +400,28 @@ def model_quality_section(metrics: dict | None) -> Section:
     data = metrics.get("data", {})
     base = data.get("churn_rate_test")
     lines, numbers = [], {}
-    prec, rec = _triple(holdout.get("precision")), _triple(holdout.get("recall"))
-    lift, auc = _triple(holdout.get("lift_top_decile")), _triple(holdout.get("roc_auc"))
+    prec, rec = _interval(holdout.get("precision")), _interval(holdout.get("recall"))
+    lift, auc = _interval(holdout.get("lift_top_decile")), _interval(holdout.get("roc_auc"))
     if prec:
-        n = _in_n(prec[0])[1]
-        line = (f"- Of the users the model flags as high risk, about **{_k_in_n(prec[0], n)} in {n} churned** "
-                f"({_ci(prec[1] * n, prec[2] * n, '{:.1f}')} in {n})")
+        n = _in_n(prec.value)[1]
+        line = (f"- Of the users the model flags as high risk, about **{_k_in_n(prec.value, n)} in {n} churned** "
+                f"({_ci(prec.low * n, prec.high * n, '{:.1f}')} in {n})")
         if base is not None:
             line += f", against {base * n:.1f} in {n} among all users"
         lines.append(line + ".")
-        numbers["Flagged users who churned"] = f"{prec[0]:.0%} ({prec[1]:.0%}–{prec[2]:.0%})"
+        numbers["Flagged users who churned"] = prec.text(0, percent=True)
     if rec:
-        n = _in_n(rec[0])[1]
-        lines.append(f"- The flagged list catches about **{_k_in_n(rec[0], n)} in {n} of the users who churned** "
-                     f"({_ci(rec[1] * n, rec[2] * n, '{:.1f}')} in {n}).")
+        n = _in_n(rec.value)[1]
+        lines.append(f"- The flagged list catches about **{_k_in_n(rec.value, n)} in {n} of the users who churned** "
+                     f"({_ci(rec.low * n, rec.high * n, '{:.1f}')} in {n}).")
     if lift:
-        lines.append(f"- The top 10% of the list holds **{lift[0]:.1f}× as many churners as average** "
-                     f"({_ci(lift[1], lift[2], '{:.1f}×')}; 1× would be no better than picking at random).")
-        numbers["Top-10% lift"] = f"{lift[0]:.1f}× ({lift[1]:.1f}–{lift[2]:.1f})"
+        lines.append(f"- The top 10% of the list holds **{lift.value:.1f}× as many churners as average** "
+                     f"({_ci(lift.low, lift.high, '{:.1f}×')}; 1× would be no better than picking at random).")
+        numbers["Top-10% lift"] = lift.text(1, unit="×")
     if auc:
         lines.append(f"- Given one user who churned and one who stayed, the model ranks the churner higher "
-                     f"**{auc[0]:.0%} of the time** ({_ci(auc[1], auc[2], '{:.0%}')}; 50% is a coin flip).")
-        numbers["Holdout ROC-AUC"] = f"{auc[0]:.3f} ({auc[1]:.3f}–{auc[2]:.3f})"
+                     f"**{auc.value:.0%} of the time** ({_ci(auc.low, auc.high, '{:.0%}')}; 50% is a coin flip).")
+        numbers["Holdout ROC-AUC"] = auc.text(3)
     if not lines:
         return not_available(title, "model quality", "`metrics.json` holds no holdout metrics")
     where = (f"Measured once on {data['rows_test']:,} held-out rows that no modelling choice saw"
@@ -689,23 +686,23 @@ def changes_section(monitoring: dict | None) -> Section:
         lines.append(f"- **{len(drifted)}{of} features shifted** noticeably; largest: {names}.")
     else:
         lines.append(f"- **No feature shifted** noticeably ({n_checked or 'all'} checked).")
-    far = _triple(monitoring.get("false_alarm_rate"))
+    far = _interval(monitoring.get("false_alarm_rate"))
     if far:
         n = monitoring.get("n_false_alarm_samples")
-        lines.append(f"- The drift check raises a false alarm on {far[0]:.0%} of fresh samples from the reference "
-                     f"itself ({_ci(far[1], far[2], '{:.0%}')}" + (f", {n} samples" if n else "") + ").")
+        lines.append(f"- The drift check raises a false alarm on {far.value:.0%} of fresh samples from the reference "
+                     f"itself ({_ci(far.low, far.high, '{:.0%}')}" + (f", {n} samples" if n else "") + ").")
     perf = monitoring.get("performance") or {}
-    a, b = _triple((perf.get("reference") or {}).get("roc_auc")), _triple((perf.get("current") or {}).get("roc_auc"))
+    a = _interval((perf.get("reference") or {}).get("roc_auc"))
+    b = _interval((perf.get("current") or {}).get("roc_auc"))
     if a and b:
-        overlap = b[2] >= a[1] and a[2] >= b[1]
-        lines.append(f"- Model ROC-AUC: {a[0]:.3f} ({a[1]:.3f}–{a[2]:.3f}) on the reference, {b[0]:.3f} "
-                     f"({b[1]:.3f}–{b[2]:.3f}) now" + (" -- the intervals overlap: no clear change." if overlap else
-                                                         " -- a change beyond the noise."))
+        lines.append(f"- Model ROC-AUC: {a.text(3)} on the reference, {b.text(3)} now"
+                     + (" -- the intervals overlap: no clear change." if a.overlaps(b) else
+                        " -- a change beyond the noise."))
     ch = monitoring.get("challenger") or {}
     if ch.get("decision"):
-        c1, c2 = _triple(ch.get("champion")), _triple(ch.get("challenger"))
-        vs = (f" ({ch.get('metric', 'score')}: current model {c1[0]:.3f} ({c1[1]:.3f}–{c1[2]:.3f}), retrained "
-              f"{c2[0]:.3f} ({c2[1]:.3f}–{c2[2]:.3f}))" if c1 and c2 else "")
+        c1, c2 = _interval(ch.get("champion")), _interval(ch.get("challenger"))
+        vs = (f" ({ch.get('metric', 'score')}: current model {c1.text(3)}, retrained {c2.text(3)})"
+              if c1 and c2 else "")
         lines.append(f"- Retrained challenger: {ch['decision']}{vs}.")
     if monitoring.get("recommendation"):
         lines.append(f"- **Recommendation: {monitoring['recommendation']}**")

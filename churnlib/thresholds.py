@@ -10,15 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
+from churnlib.calibration import Calibrator
 from churnlib.intervals import bootstrap_sampler
 
 __all__ = [
-    "CalibratedModel",
     "CalibrationChoice",
     "RiskBands",
     "choose_calibration",
@@ -130,23 +128,6 @@ class RiskBands:
 # Calibration
 # --------------------------------------------------------------------------------------------
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def _fit_calibrator(method: str, p: np.ndarray, y: np.ndarray):
-    if method == "sigmoid":
-        return LogisticRegression(C=1e6).fit(_logit(p)[:, None], y)
-    return IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
-
-
-def _apply_calibrator(method: str, cal, p: np.ndarray) -> np.ndarray:
-    if method == "sigmoid":
-        return cal.predict_proba(_logit(p)[:, None])[:, 1]
-    return cal.predict(p)
-
-
 @dataclass
 class CalibrationChoice:
     """Whether calibrating helps, judged on cross-fitted out-of-fold predictions.
@@ -208,8 +189,7 @@ def choose_calibration(y: np.ndarray, proba: np.ndarray, seed: int = 0, n_splits
     for method in ("sigmoid", "isotonic"):
         out = np.empty_like(p)
         for train, test in folds:
-            cal = _fit_calibrator(method, p[train], y[train])
-            out[test] = _apply_calibrator(method, cal, p[test])
+            out[test] = Calibrator(method).fit(p[train], y[train]).transform(p[test])
         versions[method] = out
         brier[method] = float(np.mean((out - y) ** 2))
     best = min(versions, key=brier.get)
@@ -222,37 +202,3 @@ def reliability_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.Data
     """Reliability curve: mean predicted vs observed churn rate per quantile bin of ``p``."""
     observed, predicted = calibration_curve(np.asarray(y), np.asarray(p), n_bins=n_bins, strategy="quantile")
     return pd.DataFrame({"predicted": predicted, "observed": observed})
-
-
-class CalibratedModel:
-    """A fitted pipeline followed by a calibrator fitted on its out-of-fold probabilities.
-
-    The same construction as ``CalibratedClassifierCV(ensemble=False)``, but reusing the
-    out-of-fold predictions already computed for model selection (no extra fits), with the
-    calibrator that :func:`choose_calibration` judged on cross-fitted predictions.
-
-    Parameters
-    ----------
-    estimator : fitted classifier
-        The pipeline refitted on all training rows.
-    method : {"sigmoid", "isotonic"}
-        Calibration map.
-    oof_proba, y : arrays
-        Out-of-fold probabilities of the training rows and their labels.
-    """
-
-    def __init__(self, estimator, method: str, oof_proba: np.ndarray, y: np.ndarray) -> None:
-        self.estimator = estimator
-        self.method = method
-        self.calibrator_ = _fit_calibrator(method, np.asarray(oof_proba, float), np.asarray(y).astype(int))
-        self.classes_ = np.array([0, 1])
-
-    def predict_proba(self, X) -> np.ndarray:
-        p = _apply_calibrator(self.method, self.calibrator_, self.estimator.predict_proba(X)[:, 1])
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
-
-    def __repr__(self) -> str:
-        return f"CalibratedModel({self.method}, {self.estimator!r})"

@@ -24,10 +24,18 @@ import pandas as pd
 from sklearn.base import clone
 
 from churnlib import evaluation as ev
+from churnlib import paths
 from churnlib import thresholds as th
+from churnlib.artifact import library_versions
+from churnlib.calibration import CalibratedClassifier
+from churnlib.datasets import default_event_log
+from churnlib.features import leakage_report
+from churnlib.files import write_json
+from churnlib.intervals import Interval
+from churnlib.load import data_fingerprint as fingerprint_of
+from churnlib.load import detect_kind
 from churnlib.models import (
     Candidate,
-    negatives_per_positive,
     compare_models,
     evaluate_candidate,
     feature_frame,
@@ -35,15 +43,13 @@ from churnlib.models import (
     make_pipeline,
     search_model,
 )
+from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
+from churnlib.pipeline import feature_table, product_key
 
-__all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "split_table", "train_command",
-           "training_table"]
+__all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "saved_model", "split_table",
+           "train_command", "training_table"]
 
 # --------------------------------------------------------------------------------------------
-
-#: Name of the final artifact in ``models/`` (with ``.manifest.json`` and ``metrics.json`` beside it).
-ARTIFACT_NAME = "churn_model.joblib"
-
 
 def _records(res: pd.DataFrame | None) -> dict | None:
     if res is None:
@@ -88,8 +94,6 @@ def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str
     suspects: list[str] = []
     if drop_suspects:
         # screened on the training part only, so the holdout stays unseen
-        from churnlib.features import leakage_report
-
         screen = leakage_report(X_all[~test].assign(__y=y_all[~test]), "__y", exclude=(), seed=seed)
         suspects = screen.loc[screen["suspect"], "feature"].tolist()
         if len(suspects) < X_all.shape[1]:
@@ -124,8 +128,9 @@ class TrainingResult:
     thresholds : dict
         ``{"f1": ..., "cost": ...}`` (cost only when both costs are given) and the rule used.
     bands : churnlib.thresholds.RiskBands
-    model
-        The final estimator refitted on all training rows (calibrated when that helped).
+    model : churnlib.model.ChurnModel
+        The final model refitted on all training rows (calibrated when that helped), with its
+        threshold, risk bands and feature schema.
     holdout : pandas.DataFrame
         Headline metrics of ``model`` on the holdout, with intervals.
     holdout_proba, y_test : numpy.ndarray
@@ -146,7 +151,7 @@ class TrainingResult:
     threshold: float
     thresholds: dict
     bands: th.RiskBands
-    model: Any
+    model: ChurnModel
     holdout: pd.DataFrame
     holdout_proba: np.ndarray
     y_test: np.ndarray
@@ -163,7 +168,7 @@ class TrainingResult:
 
     def signal_statement(self) -> str:
         """Plain sentence on whether the table carries a detectable churn signal."""
-        auc = ev.format_interval(self.holdout.loc["roc_auc"])
+        auc = Interval.from_row(self.holdout.loc["roc_auc"]).text()
         p = self.permutation.p_value
         above = self.holdout.loc["roc_auc", "low"] > 0.5
         if self.signal_detected:
@@ -217,58 +222,50 @@ class TrainingResult:
         h = self.holdout
         return {
             "Chosen model": f"{self.chosen.model} ({self.chosen.strategy})",
-            "Holdout ROC-AUC": ev.format_interval(h.loc["roc_auc"]),
-            "Holdout PR-AUC": ev.format_interval(h.loc["pr_auc"]),
-            "Holdout F1": ev.format_interval(h.loc["f1"]),
+            "Holdout ROC-AUC": Interval.from_row(h.loc["roc_auc"]).text(),
+            "Holdout PR-AUC": Interval.from_row(h.loc["pr_auc"]).text(),
+            "Holdout F1": Interval.from_row(h.loc["f1"]).text(),
             "Threshold": f"{self.threshold:.3f} ({self.thresholds['rule']})",
             "Permutation p": f"{self.permutation.p_value:.3f}",
             "Signal detected": "yes" if self.signal_detected else "no",
         }
 
-    def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None) -> dict[str, Path]:
+    def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None, *,
+             source: str | os.PathLike | None = None) -> dict[str, Path]:
         """Write the artifact, its manifest and ``metrics.json`` into ``out_dir``.
+
+        With ``source`` (the table or feature file trained on), its fingerprint and the models
+        stage's key (:func:`churnlib.pipeline.product_key`: the table's fingerprint and the training
+        settings) are recorded in both, so a later stage can tell which data and settings made the model.
 
         Returns
         -------
         dict
             Paths under keys ``artifact``, ``manifest``, ``metrics``.
         """
-        from churnlib.artifact import _jsonable, library_versions, save_artifact
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        key = None
+        if source is not None:
+            data_fingerprint = data_fingerprint or fingerprint_of(source)
+            key = product_key("models", {"table": data_fingerprint}, self.info["settings"])
         metrics = self.metrics()
         metrics["data"]["fingerprint"] = data_fingerprint
         metrics["versions"] = library_versions()
+        if key is not None:
+            metrics["product_key"] = key
         chosen = metrics["chosen"]
-        manifest = save_artifact(
-            self.model, out / ARTIFACT_NAME, threshold=self.threshold,
-            risk_bands={"medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
-            feature_schema=self.feature_schema, id_col=self.info["data"]["id_col"],
-            metadata={"model": {k: chosen[k] for k in ("model", "strategy", "params", "reason")},
-                      "calibration": chosen["calibration"]["method"],
-                      "threshold_rule": self.thresholds["rule"],
-                      "holdout": chosen["holdout"], "cv": chosen["cv"],
-                      "signal_detected": self.signal_detected,
-                      "data_fingerprint": data_fingerprint, "data": metrics["data"]})
-        mpath = out / "metrics.json"
-        mpath.write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False))
+        manifest = self.model.save(
+            out / ARTIFACT_NAME,
+            info={"model": {k: chosen[k] for k in ("model", "strategy", "params", "reason")},
+                  "calibration": chosen["calibration"]["method"],
+                  "threshold_rule": self.thresholds["rule"],
+                  "holdout": chosen["holdout"], "cv": chosen["cv"],
+                  "signal_detected": self.signal_detected,
+                  "data_fingerprint": data_fingerprint, "data": metrics["data"],
+                  **({"product_key": key} if key is not None else {})})
+        mpath = write_json(out / "metrics.json", metrics)
         return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
-
-
-def _schema(X: pd.DataFrame) -> list[dict[str, Any]]:
-    """Name, kind and dtype of each input column; numeric ones also carry their training median
-    (the "typical" value that the scorer's reasons are worded against)."""
-    out = []
-    for c in X.columns:
-        s = X[c]
-        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
-        entry: dict[str, Any] = {"name": c, "kind": "numeric" if numeric else "categorical", "dtype": str(s.dtype)}
-        if numeric:
-            median = pd.to_numeric(s, errors="coerce").astype("float64").median()
-            entry["median"] = None if pd.isna(median) else float(median)
-        out.append(entry)
-    return out
 
 
 def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -356,7 +353,7 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                       "registry defaults scored at least as well; tuned parameters not kept")}
 
     reason = (f"highest cross-validated PR-AUC among {len(usable)} candidates: "
-              f"{ev.format_interval(best.cv.loc[sel])}")
+              f"{Interval.from_row(best.cv.loc[sel]).text()}")
     if len(ranked) > 1:
         reason += f"; runner-up {ranked[1].name} {ranked[1].cv.loc[sel, 'value']:.3f}"
     if dummy is not None:
@@ -378,10 +375,14 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                                          "(no costs given)")
     threshold = thresholds[thresholds["rule"]]
 
-    fitted = clone(final_pipe).fit(X, y)
-    model = fitted if calibration.method is None else th.CalibratedModel(
-        fitted, calibration.method, np.atleast_2d(final.oof).mean(axis=0), y)
-    p_test = model.predict_proba(X_te)[:, 1]
+    if calibration.method is None:
+        estimator = clone(final_pipe).fit(X, y)
+    else:  # the calibration map is fitted on the out-of-fold probabilities already computed
+        estimator = CalibratedClassifier(final_pipe, calibration.method).fit(X, y, oof_proba=final.oof)
+    model = ChurnModel(estimator, threshold=threshold, schema=feature_schema(X), id_col=id_col,
+                       info={"calibration": calibration.method, "threshold_rule": thresholds["rule"]},
+                       oof_proba=p_oof)
+    p_test = model.churn_probability(X_te)
     holdout = ev.evaluate_predictions(y_te, p_test, p_test >= threshold, g_te, n_bootstrap=n_bootstrap, seed=seed)
     permutation = ev.permutation_test(final_pipe, X, y, g, n_splits=n_splits, n_permutations=n_permutations,
                                       seed=seed, n_jobs=n_jobs, alpha=alpha)
@@ -403,9 +404,9 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     }
     return TrainingResult(candidates=candidates, chosen=final, reason=reason, search=search,
                           calibration=calibration, threshold=threshold, thresholds=thresholds,
-                          bands=th.RiskBands.from_threshold(threshold), model=model, holdout=holdout,
+                          bands=model.bands, model=model, holdout=holdout,
                           holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
-                          feature_schema=_schema(X), info=info)
+                          feature_schema=model.schema, info=info)
 
 
 def _jsonable_params(params: dict) -> dict:
@@ -436,13 +437,10 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
     -------
     TrainingResult
     """
-    from churnlib import paths
-    from churnlib.load import data_fingerprint
-
     frame = load_training_table(table, id_col, label_col)
     result = run_training(frame, id_col, label_col, split_col, **budget)
     out = Path(out) if out is not None else paths.models_dir()
-    written = result.save(out, data_fingerprint=data_fingerprint(table))
+    written = result.save(out, source=table)
     result.info["written"] = {k: str(v) for k, v in written.items()}
     return result
 
@@ -459,11 +457,10 @@ def training_table(data: str | os.PathLike | None = None, data_kind: str | None 
     very table (``processed_data_dir(output_dir)/feature_set.json``, matched by the table's
     fingerprint) are dropped; see :func:`apply_feature_set`.
 
-    * ``data`` None: the feature table ``02_features`` wrote
-      (``processed_data_dir(output_dir)/features.parquet``), else features built from the simulated
-      default log exactly as ``02_features`` builds them.
-    * an event log: that same feature table when ``02_features`` wrote it after the log was last
-      modified (one report run), else features built from the log.
+    * ``data`` None or an event log (None: the simulated default log): the features stage's product
+      (:func:`churnlib.pipeline.feature_table`): the table ``02_features`` wrote when its key (the
+      log's fingerprint, ``as_of``, ``horizon_days``, ``inactivity_days``) matches, else rebuilt
+      with these settings (and re-stamped).
     * a snapshot table (or a ``churnlib features`` parquet): read as it is.
 
     Returns
@@ -493,16 +490,11 @@ def apply_feature_set(table: pd.DataFrame, source: str | os.PathLike, label_col:
     (table, note)
         The table without the dropped features, and a sentence for the notebook ("" when no set exists).
     """
-    import json
-
-    from churnlib import paths
-    from churnlib.load import data_fingerprint
-
     path = paths.processed_data_dir(output_dir) / "feature_set.json"
     if not path.exists():
         return table, ""
     chosen = json.loads(path.read_text())
-    if chosen.get("label_col") != label_col or chosen.get("fingerprint") != data_fingerprint(source):
+    if chosen.get("label_col") != label_col or chosen.get("fingerprint") != fingerprint_of(source):
         return table, (f"; the feature set in `{path.name}` was chosen on another table "
                        f"(`{chosen.get('source')}`), so every feature is kept")
     dropped = [c for c in chosen.get("dropped", {}) if c in table.columns and c != label_col]
@@ -516,15 +508,7 @@ def apply_feature_set(table: pd.DataFrame, source: str | os.PathLike, label_col:
 
 def _training_table(data, data_kind, id_col, label_col, *, n_users, days, seed, as_of, horizon_days,
                     inactivity_days, output_dir) -> tuple[pd.DataFrame, str, str, str, Path]:
-    from churnlib import features, paths
-    from churnlib.datasets import default_event_log
-    from churnlib.load import detect_kind, load_events
-
-    cached = paths.processed_data_dir(output_dir) / "features.parquet"
     if data is None:
-        if cached.exists():
-            return (pd.read_parquet(cached), "userId", "churned",
-                    f"the feature table written by 02_features (`{cached}`)", cached)
         path, kind = default_event_log(n_users, days, seed, output_dir=output_dir), "events"
     else:
         path = Path(data)
@@ -532,11 +516,43 @@ def _training_table(data, data_kind, id_col, label_col, *, n_users, days, seed, 
     if kind != "events":
         return (load_training_table(path, id_col, label_col), id_col, label_col,
                 f"the table `{path}` (id `{id_col}`, label `{label_col}`)", path)
-    if data is not None and cached.exists() and cached.stat().st_mtime >= path.stat().st_mtime:
-        return (pd.read_parquet(cached), "userId", "churned",
-                f"the feature table 02_features built from `{path}`", path)
-    events = load_events(path).events
-    dates = as_of or features.observation_dates(events, horizon_days)
-    table = features.build_features(events, dates, horizon_days=horizon_days, inactivity_days=inactivity_days)
-    return (table, "userId", "churned",
-            f"features built from the event log `{path}` ({len(dates)} observation dates)", path)
+    product = feature_table(path, as_of=as_of, horizon_days=horizon_days, inactivity_days=inactivity_days,
+                            output_dir=output_dir)
+    return (product.table, "userId", "churned", f"{product.description}, from the event log `{path.name}`",
+            product.path)
+
+
+def saved_model(source: str | os.PathLike, model_path: str | os.PathLike | None = None,
+                output_dir: str | os.PathLike | None = None) -> tuple[ChurnModel | None, str]:
+    """The model ``05_models`` saved, when it was trained on ``source`` as it is now.
+
+    Parameters
+    ----------
+    source : path-like
+        The table (or feature file) the caller works on.
+    model_path : path-like, optional
+        An artifact chosen by the user: loaded and verified, used whatever it was trained on.
+    output_dir : path-like, optional
+        Output root whose ``models/`` holds the saved model.
+
+    Returns
+    -------
+    (model, note)
+        The verified model and where it comes from; or None and why it cannot be used (absent,
+        unverifiable, or trained on other data: a stale product is never used silently).
+    """
+    if model_path is not None:
+        return ChurnModel.load(model_path), f"the model at `{model_path}`"
+    path = paths.models_dir(output_dir) / ARTIFACT_NAME
+    if not path.exists():
+        return None, f"no saved model at `{path}`"
+    try:
+        model = ChurnModel.load(path)
+    except ValueError as exc:
+        return None, f"the saved model cannot be used ({exc})"
+    trained_on = model.info.get("data_fingerprint")
+    here = fingerprint_of(source)
+    if trained_on != here:
+        return None, (f"the saved model at `{path}` was trained on another table (fingerprint "
+                      f"{str(trained_on)[:12]}, this one {here[:12]})")
+    return model, f"the final model saved by 05_models (`{path}`)"
