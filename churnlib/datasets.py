@@ -11,13 +11,13 @@ import inspect
 import os
 from pathlib import Path
 
-from churnlib import paths
+from churnlib import paths, simulate
+
+__all__ = ["default_event_log"]
 
 
 def _simulator_version() -> str:
     # The cache key includes the simulator's source, so a changed model never serves a stale log.
-    from churnlib import simulate
-
     return hashlib.sha256(inspect.getsource(simulate).encode()).hexdigest()[:10]
 
 
@@ -42,11 +42,9 @@ def default_event_log(
     pathlib.Path
         A parquet file in the Sparkify schema.
     """
-    from churnlib.simulate import write_event_log
-
     out = paths.raw_data_dir(output_dir) / (
         f"simulated_u{n_users}_d{days}_s{seed}_{_simulator_version()}.parquet"
     )
     if not out.exists():
-        write_event_log(out, n_users=n_users, days=days, seed=seed)
+        simulate.write_event_log(out, n_users=n_users, days=days, seed=seed)
     return out

@@ -18,6 +18,10 @@ from churnlib.labels import cancellation_labels
 from churnlib.plotting import CLASS_PALETTE
 from churnlib.schema import LABEL_PAGES, MS_PER_DAY
 
+__all__ = ["Rate", "churn_rate", "churn_statement", "compare_groups", "daily_activity", "log_overview", "page_mix",
+           "plot_category_churn", "plot_daily_activity", "plot_group_distributions", "plot_page_mix",
+           "snapshot_overview", "strongest_correlation", "user_activity"]
+
 
 
 @dataclass(frozen=True)

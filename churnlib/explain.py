@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnlib.features import feature_dictionary
+
 __all__ = [
     "CONSTANT_MESSAGE",
     "Explanation",
@@ -334,8 +336,6 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
 # --------------------------------------------------------------------------------------------
 
 def _dictionary() -> dict[str, dict[str, str]]:
-    from churnlib.features import feature_dictionary
-
     d = feature_dictionary()
     return {r["name"]: {"meaning": r["meaning"], "unit": r["unit"]} for _, r in d.iterrows()}
 

@@ -27,8 +27,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from churnlib.eda import churn_rate
 from churnlib.files import atomic_write
 from churnlib.labels import observation_labels, to_epoch_ms
+from churnlib.load import load_events
+from churnlib.plotting import CLASS_PALETTE
 from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -285,8 +288,6 @@ def _attach_events(con: duckdb.DuckDBPyConnection, events: Events) -> None:
         literal = path.replace("'", "''")
         con.execute(f"CREATE TEMP VIEW events AS SELECT * FROM read_parquet('{literal}')")
         return
-    from churnlib.load import load_events
-
     con.register("events", load_events(path).events)
 
 
@@ -523,8 +524,6 @@ def features_command(events_path: str | os.PathLike, as_of: Sequence[str], horiz
     pandas.DataFrame
         The table written (see :func:`build_features`).
     """
-    from churnlib.load import load_events
-
     events = load_events(events_path).events
     table = build_features(events, list(as_of), horizon_days=horizon_days)
     atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
@@ -654,8 +653,6 @@ def plot_leakage(report: pd.DataFrame, top: int = 20, auc_threshold: float = 0.8
     """
     import matplotlib.pyplot as plt
 
-    from churnlib.plotting import CLASS_PALETTE
-
     shown = report.dropna(subset=["auc"]).sort_values("auc", ascending=False, kind="mergesort")
     shown = shown.head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(shown) + 1.4))
@@ -700,8 +697,6 @@ def key_numbers(table: pd.DataFrame, label_col: str = "churned", *, leakage: pd.
     dict
         Label -> short string, in display order.
     """
-    from churnlib.eda import churn_rate
-
     rate = str(churn_rate(table[label_col]))
     if leakage is None:
         screened = "not screened (one class)"

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from churnlib.labels import feature_events, observation_labels, to_epoch_ms
 from churnlib.schema import CHURN_PAGE, MS_PER_DAY
+from churnlib.simulate import simulate_events
 
 __all__ = [
     "PAGE_COUNT_COLUMNS",
@@ -327,8 +329,6 @@ def fidelity_report(real_path: str | Path, n_users: int = 2000, days: float = 60
     -------
     FidelityReport
     """
-    from churnlib.simulate import simulate_events
-
     real = load_real_user_features(real_path)
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -467,8 +467,6 @@ def learnability(events: pd.DataFrame, as_of: object, horizon_days: float = 14, 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-
-    from churnlib.labels import feature_events, observation_labels, to_epoch_ms
 
     t = to_epoch_ms(as_of)
     labels = observation_labels(events, t, horizon_days=horizon_days)

@@ -9,6 +9,8 @@ import seaborn as sns
 
 from churnlib import paths
 
+__all__ = ["CLASS_PALETTE", "savefig", "set_house_style"]
+
 #: Colours for the two classes, used everywhere a plot splits by label.
 CLASS_PALETTE = {"retained": "#4C72B0", "churned": "#DD8452"}
 

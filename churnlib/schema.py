@@ -5,6 +5,10 @@ agree on one definition.
 """
 from __future__ import annotations
 
+__all__ = ["AUTH_VALUES", "CHURN_PAGE", "EVENT_COLUMNS", "KNOWN_PAGES", "LABEL_PAGES", "LEVEL_VALUES", "MS_PER_DAY",
+           "MS_PER_HOUR", "PAGE_METHOD_STATUS", "REQUIRED_EVENT_COLUMNS", "SNAPSHOT_DEFAULT_ID",
+           "SNAPSHOT_DEFAULT_LABEL"]
+
 #: Columns of a Sparkify event log, in the order the public logs use.
 EVENT_COLUMNS: tuple[str, ...] = (
     "ts", "userId", "sessionId", "page", "auth", "method", "status", "level", "itemInSession",

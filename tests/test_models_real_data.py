@@ -6,7 +6,7 @@ import json
 import pytest
 
 from churnlib import features, scoring
-from churnlib import models as M
+from churnlib import training as T
 from churnlib.load import load_snapshot
 
 pytestmark = pytest.mark.real_data
@@ -15,7 +15,7 @@ BUDGET = dict(n_splits=3, n_repeats=1, search_budget=2, n_permutations=19, n_boo
 
 
 def test_spotify_snapshot_has_no_detectable_signal(spotify_snapshot, tmp_path):
-    r = M.train_command(spotify_snapshot, "user_id", "is_churned", out=tmp_path,
+    r = T.train_command(spotify_snapshot, "user_id", "is_churned", out=tmp_path,
                         models=("dummy", "logreg"), strategies=("none", "class_weight"), **BUDGET)
     auc = r.holdout.loc["roc_auc"]
     assert auc["low"] < 0.5 < auc["high"]
@@ -38,7 +38,7 @@ def test_mini_leakage_report_flags_tenure(mini):
 
 
 def test_mini_runs_through_the_whole_comparison_with_its_split(mini, tmp_path):
-    r = M.run_training(mini, "userId", "churn", "split", models=("dummy", "logreg", "lightgbm"),
+    r = T.run_training(mini, "userId", "churn", "split", models=("dummy", "logreg", "lightgbm"),
                        strategies=("none", "class_weight", "smote"), **BUDGET)
     assert r.info["data"]["rows_test"] == int((mini["split"] == "test").sum())
     assert "tenure_days" in r.info["data"]["leakage_suspects_dropped"]
@@ -58,7 +58,7 @@ def test_real_event_sample_scores_every_current_user(event_sample, tmp_path):
     log = tmp_path / "sim.parquet"
     write_event_log(log, n_users=150, days=45, seed=4)
     table = features.build_features(log, features.observation_dates(log, 14), horizon_days=14)
-    r = M.run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
+    r = T.run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
                        n_permutations=1, n_bootstrap=10)
     r.save(tmp_path / "m")
     risk = scoring.score_command(tmp_path / "m", events=event_sample, out=tmp_path / "risk.csv")
