@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["OUTPUT_ENV", "figures_dir", "models_dir", "output_root", "processed_data_dir", "project_root", "raw_data_dir", "reports_dir"]
+__all__ = ["OUTPUT_ENV", "figures_dir", "models_dir", "output_root", "processed_data_dir", "project_root",
+           "raw_data_dir", "reports_dir"]
 
 OUTPUT_ENV = "CHURNLIB_OUTPUT_DIR"
 

@@ -21,14 +21,19 @@ The model combines the two public designs the project looked at, written from sc
 The per-event work runs in one Numba-compiled loop (``cache=True``). Every user draws from its own
 random stream, seeded from ``numpy.random.SeedSequence(seed)``, so a user's events do not depend on
 how users are split into chunks; ``sessionId`` is a running counter over users in order, so the
-whole output is identical for any ``chunk_users``.
+whole output is identical for any ``chunk_users`` (and for any ``n_jobs``: chunks simulated in
+parallel threads get their session ids shifted into that running order).
+
+The song catalogue is drawn from ``seed`` too, so two seeds are two services. To draw a *new window
+of the same service* -- fresh users over the reference log's catalogue, as drift monitoring needs --
+pass the reference seed as ``catalogue_seed`` (and ``id_offset`` to keep the user ids apart).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +41,13 @@ import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnlib.files import atomic_write
-from churnlib.schema import EVENT_COLUMNS, MS_PER_DAY, PAGE_METHOD_STATUS
+from churnlib.schema import EVENT_COLUMNS, MS_PER_DAY, MS_PER_HOUR, PAGE_METHOD_STATUS
 
 __all__ = ["SimulatorConfig", "simulate_events", "write_event_log", "PAGES"]
-
-_MS_PER_HOUR = 3_600_000
 
 #: Page codes used inside the kernel (index into this tuple).
 PAGES: tuple[str, ...] = (
@@ -392,7 +396,7 @@ def _catalogue(cfg: SimulatorConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
 # ------------------------------------------------------------------------------------------------
 # the kernel
 # ------------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _geom(mean):
     """Geometric count >= 1 with the given mean."""
     if mean <= 1.0:
@@ -401,12 +405,12 @@ def _geom(mean):
     return 1 + int(np.log(1.0 - np.random.random()) / np.log(1.0 - p))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _arrival_weight(t_ms, night_w, weekend_w):
     """Relative session-arrival intensity at t (UTC ms): evening peak, night trough, weekends."""
     # US users: local time about UTC-6
-    hour = ((t_ms // _MS_PER_HOUR) - 6) % 24
-    day = ((t_ms - 6 * _MS_PER_HOUR) // MS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday -> 0=Mon
+    hour = ((t_ms // MS_PER_HOUR) - 6) % 24
+    day = ((t_ms - 6 * MS_PER_HOUR) // MS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday -> 0=Mon
     # cosine with the trough at 4am and the peak at 4pm
     w = night_w + (1.0 - night_w) * 0.5 * (1.0 - np.cos(2.0 * np.pi * (hour - 4.0) / 24.0))
     if day >= 5:
@@ -414,7 +418,7 @@ def _arrival_weight(t_ms, night_w, weekend_w):
     return w
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_m):
     """Fill w[1..N_EXTRA] with cumulative visit rates per song; return their total."""
     adv = p[P_AD_FREE] if level == 0 else p[P_AD_PAID]
@@ -441,7 +445,7 @@ def _page_weights(w, p, level, sat, vis, tup_m, tdn_m, soc_m, help_m, ad_m, err_
     return tot
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _kernel(user_seeds, p, start_ms, end_ms, session_id0, song_cdf, song_len, n_first_f,
             n_first_m, n_last, loc_cdf, ua_cdf, cap,
             o_ts, o_user, o_sess, o_page, o_auth, o_level, o_item, o_song, o_len,
@@ -821,16 +825,18 @@ def _simulate_chunk(st: _Static, params: np.ndarray, user_seeds: np.ndarray, use
 
 
 def _run(n_users: int, days: float, seed: int, start: str, config: SimulatorConfig | None,
-         chunk_users: int):
-    """Yield one arrow table per chunk of users."""
+         chunk_users: int, *, catalogue_seed: int | None = None, id_offset: int = 0, n_jobs: int = 1):
+    """Yield one arrow table per chunk of users, in user order."""
     if n_users < 1:
         raise ValueError(f"n_users must be >= 1, got {n_users}")
     if days <= 0:
         raise ValueError(f"days must be > 0, got {days}")
     if chunk_users < 1:
         raise ValueError(f"chunk_users must be >= 1, got {chunk_users}")
+    if id_offset < 0:
+        raise ValueError(f"id_offset must be >= 0, got {id_offset}")
     cfg = config or SimulatorConfig()
-    st = _Static(cfg, seed)
+    st = _Static(cfg, seed if catalogue_seed is None else catalogue_seed)
     params = cfg._params()
     ts0 = pd.Timestamp(start)
     ts0 = ts0.tz_localize("UTC") if ts0.tzinfo is None else ts0.tz_convert("UTC")
@@ -838,11 +844,29 @@ def _run(n_users: int, days: float, seed: int, start: str, config: SimulatorConf
     end_ms = start_ms + int(round(days * MS_PER_DAY))
     # one independent 32-bit seed per user: the output does not depend on the chunking
     user_seeds = np.random.SeedSequence(seed).generate_state(n_users, np.uint32)
-    sid = 1
-    for lo in range(0, n_users, chunk_users):
-        hi = min(n_users, lo + chunk_users)
-        table, sid = _simulate_chunk(st, params, user_seeds[lo:hi], lo, start_ms, end_ms, sid, days)
-        yield table
+    bounds = [(lo, min(n_users, lo + chunk_users)) for lo in range(0, n_users, chunk_users)]
+    if n_jobs <= 1 or len(bounds) == 1:
+        sid = 1
+        for lo, hi in bounds:
+            table, sid = _simulate_chunk(st, params, user_seeds[lo:hi], id_offset + lo, start_ms, end_ms, sid, days)
+            yield table
+        return
+
+    # Parallel: every chunk numbers its sessions from 1 (the kernel releases the GIL); the ids are
+    # then shifted by the sessions of the chunks before it, which is exactly the serial numbering.
+    def one(b: tuple[int, int]) -> tuple[pa.Table, int]:
+        lo, hi = b
+        return _simulate_chunk(st, params, user_seeds[lo:hi], id_offset + lo, start_ms, end_ms, 1, days)
+
+    shift = 0
+    col = _schema(True).get_field_index("sessionId")
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        for i in range(0, len(bounds), n_jobs):  # n_jobs chunks at a time: memory stays bounded
+            for table, sid in pool.map(one, bounds[i:i + n_jobs]):
+                if shift:
+                    table = table.set_column(col, "sessionId", pc.add(table.column(col), pa.scalar(shift, pa.int64())))
+                shift += sid - 1
+                yield table
 
 
 def _decode(table: pa.Table) -> pa.Table:
@@ -852,7 +876,8 @@ def _decode(table: pa.Table) -> pa.Table:
 
 
 def simulate_events(n_users: int = 2000, days: float = 60, seed: int = 7, *,
-                    start: str = "2018-10-01", config: SimulatorConfig | None = None) -> pd.DataFrame:
+                    start: str = "2018-10-01", config: SimulatorConfig | None = None,
+                    catalogue_seed: int | None = None, id_offset: int = 0, n_jobs: int = 1) -> pd.DataFrame:
     """Simulate a Sparkify-schema event log in memory.
 
     Parameters
@@ -867,6 +892,16 @@ def simulate_events(n_users: int = 2000, days: float = 60, seed: int = 7, *,
         Start of the window (UTC), e.g. ``"2018-10-01"``.
     config : SimulatorConfig, optional
         Model parameters; defaults to the calibrated :class:`SimulatorConfig`.
+    catalogue_seed : int, optional
+        Seed of the song catalogue (default: ``seed``). Two seeds are two services with catalogues
+        of their own; a *new window of the same service* keeps the reference log's catalogue: pass
+        that log's seed here and a fresh ``seed`` for the users. ``catalogue_seed=seed`` is the
+        default output.
+    id_offset : int, default 0
+        User ids are ``id_offset + 1 ... id_offset + n_users`` (keeps a new window's ids apart from
+        the reference's).
+    n_jobs : int, default 1
+        Threads simulating chunks of users in parallel; the events do not depend on it.
 
     Returns
     -------
@@ -875,14 +910,16 @@ def simulate_events(n_users: int = 2000, days: float = 60, seed: int = 7, *,
         string (empty for logged-out and guest rows), ``ts`` int64 epoch ms, ``registration`` float
         epoch ms (NaN on rows without a user), as in the public Sparkify logs.
     """
-    tables = [_decode(t) for t in _run(n_users, days, seed, start, config, chunk_users=5000)]
+    tables = [_decode(t) for t in _run(n_users, days, seed, start, config, chunk_users=5000,
+                                       catalogue_seed=catalogue_seed, id_offset=id_offset, n_jobs=n_jobs)]
     df = pa.concat_tables(tables).to_pandas()
     return df
 
 
 def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 60, seed: int = 7, *,
                     start: str = "2018-10-01", config: SimulatorConfig | None = None,
-                    chunk_users: int = 2000) -> dict:
+                    chunk_users: int = 2000, catalogue_seed: int | None = None, id_offset: int = 0,
+                    n_jobs: int = 1) -> dict:
     """Simulate an event log and write it to ``out`` (parquet, or NDJSON by extension).
 
     Users are generated ``chunk_users`` at a time and each chunk is written as one parquet row
@@ -894,10 +931,14 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
     ----------
     out : str or path-like
         ``*.parquet`` / ``*.pq``, or ``*.json``, ``*.jsonl``, ``*.ndjson`` (optionally ``.gz``).
-    n_users, days, seed, start, config
-        As in :func:`simulate_events`.
+    n_users, days, seed, start, config, catalogue_seed, id_offset
+        As in :func:`simulate_events` (``catalogue_seed``: a new window over the catalogue of the
+        log simulated with that seed).
     chunk_users : int
         Users per chunk. The written events do not depend on it.
+    n_jobs : int, default 1
+        Threads simulating chunks in parallel (each holds one chunk in memory); the written file
+        does not depend on it.
 
     Returns
     -------
@@ -920,13 +961,14 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
     t0 = time.perf_counter()
     events = sessions = churned = 0
     confirm = PAGES.index("Cancellation Confirmation")
+    more = {"catalogue_seed": catalogue_seed, "id_offset": id_offset, "n_jobs": n_jobs}
 
     def write(tmp: str) -> None:
         nonlocal events, sessions, churned
         if fmt == "parquet":
             with pq.ParquetWriter(tmp, _schema(True), compression="snappy", store_schema=False,
                                   dictionary_pagesize_limit=4 << 20) as writer:
-                for table in _run(n_users, days, seed, start, config, chunk_users):
+                for table in _run(n_users, days, seed, start, config, chunk_users, **more):
                     writer.write_table(table, row_group_size=max(table.num_rows, 1))
                     events += table.num_rows
                     sessions += _count_sessions(table)
@@ -935,7 +977,7 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
             import gzip
             opener = gzip.open if gz else open
             with opener(tmp, "wb") as fh:
-                for table in _run(n_users, days, seed, start, config, chunk_users):
+                for table in _run(n_users, days, seed, start, config, chunk_users, **more):
                     events += table.num_rows
                     sessions += _count_sessions(table)
                     churned += _count_page(table, confirm)

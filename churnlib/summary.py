@@ -430,10 +430,10 @@ def model_quality_section(metrics: dict | None) -> Section:
     model = f" ({chosen.get('model')}, {chosen.get('strategy')})" if chosen.get("model") else ""
     signal = signal_detected(metrics)
     if signal is None:  # no signal verdict in the file: judge by the ranking interval alone
-        signal = bool(auc and auc[1] > 0.5)
+        signal = bool(auc and auc.above(0.5))
     if not signal:
         head = "The model is no reliable guide to who will churn"
-    elif lift and lift[1] > 1:
+    elif lift and lift.above(1):
         head = "The model ranks churners well above chance"
     else:  # a real signal, but the list's top is too small to be sure how much it concentrates churners
         head = "The model ranks churners better than chance, with wide uncertainty"
