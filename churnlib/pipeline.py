@@ -41,7 +41,8 @@ from churnlib.files import atomic_write, write_json
 from churnlib.load import data_fingerprint, load_events
 
 __all__ = ["FEATURES_FILE", "STAGES", "FeatureProduct", "Stage", "StaleProductError", "feature_table",
-           "key_path", "product_key", "read_key", "require", "stale_reason", "write_key"]
+           "key_path", "product_key", "read_key", "require", "stale_reason", "upstream_mismatch", "write_key",
+           "write_product"]
 
 #: The feature table's file name in ``data/processed/``.
 FEATURES_FILE = "features.parquet"
@@ -178,6 +179,41 @@ def stale_reason(product: str | os.PathLike, key: Mapping[str, Any]) -> str | No
     return f"`{product.name}` was made with other settings: " + ("; ".join(diffs) or "different key")
 
 
+def write_product(product: str | os.PathLike, write: Any, key: Mapping[str, Any]) -> Path:
+    """Write a product atomically and stamp it: its old key goes first, the new one last.
+
+    Parameters
+    ----------
+    product : path-like
+    write : callable or pandas.DataFrame
+        ``write(tmp_path)``, or a table written as parquet (``.parquet``) or CSV (anything else).
+    key : mapping
+        Its :func:`product_key`.
+    """
+    product = Path(product)
+    if isinstance(write, pd.DataFrame):
+        frame = write
+        write = ((lambda tmp: frame.to_parquet(tmp, index=False)) if product.suffix == ".parquet"
+                 else (lambda tmp: frame.to_csv(tmp, index=False)))
+    key_path(product).unlink(missing_ok=True)  # never an old key beside a new product
+    atomic_write(product, write)
+    write_key(product, key)
+    return product
+
+
+def upstream_mismatch(product: str | os.PathLike, input_name: str, expected: str | None) -> str | None:
+    """Why ``product`` was not made from ``expected`` (e.g. the model in ``models/``); None when it was,
+    or when either side is unknown (an unstamped product, nothing expected)."""
+    key = read_key(product)
+    if key is None or expected is None:
+        return None
+    have = (key.get("inputs") or {}).get(input_name)
+    if have is None or have == expected:
+        return None
+    return (f"`{Path(product).name}` was made from another {input_name} ({str(have)[:12]}, now "
+            f"{str(expected)[:12]}); re-run {STAGES[key['stage']].notebook}")
+
+
 def require(product: str | os.PathLike, key: Mapping[str, Any]) -> Path:
     """``product`` when it carries ``key``; else :class:`StaleProductError` naming the mismatch."""
     why = stale_reason(product, key)
@@ -269,8 +305,6 @@ def feature_table(events_path: str | os.PathLike, *, as_of: list[str] | None = N
     dates = list(as_of) if as_of else observation_dates(events, horizon_days)
     table = build_features(events, dates, horizon_days=horizon_days, inactivity_days=inactivity_days)
     note = why if path.exists() else ""
-    if write:  # unstamp first: a crash between the two writes must not leave an old key on a new table
-        key_path(path).unlink(missing_ok=True)
-        atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
-        write_key(path, key)
+    if write:
+        write_product(path, table, key)
     return FeatureProduct(table, path, key, False, note, [str(d) for d in dates])

@@ -26,12 +26,14 @@ import pandas as pd
 from churnlib import paths
 from churnlib.eda import Rate, churn_rate
 from churnlib.intervals import Interval
+from churnlib.model import ARTIFACT_NAME
+from churnlib.pipeline import upstream_mismatch
 
 __all__ = [
     "Section", "SummaryInputs", "Trend", "signal_detected", "ACTION_RULES", "load_inputs", "not_available", "signal_section",
     "churn_rate_section", "churn_trend", "trend_section", "plot_churn_trend", "model_quality_section",
     "top_users_section", "drivers_section", "plot_drivers", "reason_family", "retention_actions",
-    "actions_section", "data_quality_section", "changes_section", "key_numbers",
+    "actions_section", "data_quality_section", "changes_section", "key_numbers", "model_sha256",
 ]
 
 #: File names the earlier notebooks write (under ``models_dir`` / ``processed_data_dir``).
@@ -105,6 +107,15 @@ class SummaryInputs:
     missing: dict[str, str] = field(default_factory=dict)
 
 
+def model_sha256(output_dir: str | os.PathLike | None = None) -> str | None:
+    """SHA-256 of the model in ``models/`` (from its manifest); None when there is none."""
+    manifest = paths.models_dir(output_dir) / ARTIFACT_NAME.replace(".joblib", ".manifest.json")
+    try:
+        return json.loads(manifest.read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
 def load_inputs(output_dir: str | os.PathLike | None = None) -> SummaryInputs:
     """Read the earlier notebooks' outputs from the output root, tolerating missing files.
 
@@ -126,9 +137,15 @@ def load_inputs(output_dir: str | os.PathLike | None = None) -> SummaryInputs:
     readers = {"metrics": lambda p: json.loads(p.read_text()), "monitoring": lambda p: json.loads(p.read_text()),
                "risk_scores": pd.read_parquet, "drivers": pd.read_csv}
     out = SummaryInputs()
+    # products of 06/07 stamped with the model they explain: one made by another model is not shown
+    model = model_sha256(output_dir)
     for name, path in files.items():
         if not path.exists():
             out.missing[name] = f"`{path.name}` was not written"
+            continue
+        stale = upstream_mismatch(path, "model", model) if name != "metrics" else None
+        if stale:
+            out.missing[name] = stale
             continue
         try:
             setattr(out, name, readers[name](path))

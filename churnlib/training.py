@@ -41,6 +41,7 @@ from churnlib.models import (
     feature_frame,
     load_training_table,
     make_pipeline,
+    negatives_per_positive,
     search_model,
 )
 from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema

@@ -39,6 +39,7 @@ from sklearn.base import clone
 from churnlib import evaluation as ev
 from churnlib import thresholds as th
 from churnlib.files import atomic_write_text
+from churnlib.intervals import bootstrap_sampler
 
 __all__ = [
     "FEATURE_SET_FILE",
