@@ -52,8 +52,10 @@ $(STAMP): pyproject.toml requirements.lock
 report: $(STAMP)
 	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL))
 
+# Each notebook executes once, under nbval; the report browser test then renders what nbval executed
+# (tests/nbval_executed.py runs it after the notebooks). --durations: the slowest tests, in every log.
 test: setup
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m churnlib bench

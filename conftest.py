@@ -3,9 +3,19 @@
 Notebooks executed by nbval must not overwrite what `make report` produced, so their outputs
 (figures, simulated data caches, summaries) go to a temporary folder. The kernel that nbval
 starts inherits this environment variable.
+
+Figures: the test process draws with matplotlib's Agg backend (no window, no display needed). That is
+set here in-process, not through ``MPLBACKEND``: kernels inherit the environment, and a kernel with
+``MPLBACKEND=Agg`` shows no inline figures. Left alone, nbval's and papermill's kernels render figures
+inline as ``make report``'s do, so the notebooks nbval executed (kept by ``tests/nbval_executed.py``)
+carry their figures and the browser test checks them.
 """
 import os
 import tempfile
 
+import matplotlib
+
+pytest_plugins = ["tests.nbval_executed", "pytester"]
+
 os.environ.setdefault("CHURNLIB_OUTPUT_DIR", tempfile.mkdtemp(prefix="churnlib-test-out-"))
-os.environ.setdefault("MPLBACKEND", "Agg")
+matplotlib.use("Agg")

@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 TARGET_USERS_PER_S = 100_000
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     n = 50_000 if args.quick else args.users
 
     from churnlib import features, scoring
-    from churnlib.artifact import load_artifact
+    from churnlib.model import ChurnModel
     from churnlib.models import make_pipeline
     from churnlib.simulate import write_event_log
     from churnlib.training import run_training
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         big = table.drop(columns=["churned"]).iloc[rng.integers(0, len(table), n)].reset_index(drop=True)
         big["userId"] = [f"u{i}" for i in range(n)]
         big.to_parquet(tmp / "score.parquet", index=False)
-        model = load_artifact(tmp / "models")
+        model = ChurnModel.load(tmp / "models")
 
         batch = _best_of(lambda: scoring.score_frame(model, big, reasons=False), 5)
         rate = n / batch
@@ -89,10 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         e2e = time.perf_counter() - t0
 
         # before/after the speed work, same model and rows: pipeline steps' n_jobs as scoring set them
-        X = scoring.prepare_inputs(model, big)
-        legacy = load_artifact(tmp / "models")
-        inner = getattr(legacy.estimator, "estimator", legacy.estimator)
-        for _, step in inner.steps:
+        X = model.prepare(big)
+        legacy = ChurnModel.load(tmp / "models")
+        for _, step in legacy.pipeline.steps:
             if "n_jobs" in step.get_params(deep=False):
                 step.set_params(n_jobs=2)
         before = _best_of(lambda: legacy.estimator.predict_proba(X), 5)
@@ -101,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
         n_reasons = min(n, args.reasons_sample)
         with_reasons = _best_of(lambda: scoring.score_frame(model, big.head(n_reasons), reasons=True), 1)
-        from churnlib.explain import explain_model
-
-        method = explain_model(model, big.head(5)).method
+        method = model.shap(big.head(5)).method
 
         sample = big.head(args.per_row_sample)
         per_row = _best_of(lambda: [scoring.score_frame(model, sample.iloc[[i]], reasons=False)
@@ -122,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline per row : {len(sample)} users in {per_row:.2f} s -> {row_rate:,.0f} users/s")
         print(f"ratio batch / per-row: {rate / row_rate:,.0f}x")
 
-        X = big[[f["name"] for f in model.feature_schema]]
+        X = model.prepare(big)
         y = table["churned"].to_numpy()
-        Xt = table[[f["name"] for f in model.feature_schema]]
+        Xt = model.prepare(table)
         print("batch, in memory, per registry model (defaults, fitted on the training table):")
         for name in ("logreg", "random_forest", "extra_trees", "hist_gb", "lightgbm", "xgboost", "knn"):
             pipe = make_pipeline(name, "none", seed=7, n_jobs=2).fit(Xt, y)

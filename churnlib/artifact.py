@@ -184,11 +184,11 @@ def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Ar
         if bad:
             raise ArtifactError(f"{path}: saved with incompatible library versions: {', '.join(bad)}; "
                                 "retrain the model or install the versions it was saved with")
+    for key in ("threshold", "risk_bands", "feature_schema"):  # an incomplete manifest is never unpickled
+        if key not in manifest:
+            raise ArtifactError(f"{mpath}: manifest lacks {key!r}; retrain the model")
     try:
         estimator = joblib.load(path)
     except Exception as exc:  # a verified file that still fails to unpickle: say so plainly
         raise ArtifactError(f"{path}: cannot unpickle the model: {type(exc).__name__}: {exc}") from None
-    for key in ("threshold", "risk_bands", "feature_schema"):
-        if key not in manifest:
-            raise ArtifactError(f"{mpath}: manifest lacks {key!r}; retrain the model")
     return Artifact(estimator=estimator, manifest=manifest, path=path)

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["CALIBRATION_METHODS", "CalibratedClassifier", "Calibrator"]
 
@@ -51,6 +52,7 @@ class Calibrator(BaseEstimator):
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for ``p``."""
+        check_is_fitted(self, "map_")
         p = np.asarray(p, dtype=float)
         if self.method == "sigmoid":
             return self.map_.predict_proba(_logit(p)[:, None])[:, 1]
@@ -114,6 +116,7 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities, columns (stay, churn)."""
+        check_is_fitted(self, "calibrator_")
         p = self.calibrator_.transform(self.estimator_.predict_proba(X)[:, 1])
         return np.column_stack([1 - p, p])
 

@@ -10,6 +10,7 @@ a :class:`churnlib.calibration.CalibratedClassifier`. On disk a model is an arti
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -142,7 +143,7 @@ class ChurnModel:
         through :meth:`prepare`, so it must hold this model's features.
         """
         info = {k: self.info[k] for k in ("model",) if k in self.info}
-        info["refit_of"] = self.info.get("sha256") or self.info.get("model")
+        info["refit_of"] = self.info.get("sha256")  # None for a model never saved
         return ChurnModel.fit(clone(self.pipeline), self.prepare(X), y, groups=groups, calibration=self.calibration,
                               n_splits=n_splits, seed=seed, id_col=self.id_col, info=info)
 
@@ -209,6 +210,8 @@ class ChurnModel:
                     raise ValueError(f"column {c!r} must be numeric; e.g. {s[bad].iloc[0]!r}")
                 changed[c] = num
             elif f["kind"] == "categorical" and pd.api.types.is_numeric_dtype(s):
+                if pd.api.types.is_float_dtype(s) and (s.dropna() % 1 == 0).all():
+                    s = s.astype("Int64")  # codes read as floats (a CSV column with gaps): "10", not "10.0"
                 changed[c] = s.astype("string")
         if changed:  # no deep copy of the whole table: only the coerced columns are new
             X = X.copy(deep=False)
@@ -242,6 +245,8 @@ class ChurnModel:
 
     def risk_band(self, frame: pd.DataFrame | None = None, *, proba: np.ndarray | None = None) -> np.ndarray:
         """``"low"``, ``"medium"`` or ``"high"`` per row (or per probability given as ``proba``)."""
+        if (frame is None) == (proba is None):
+            raise ValueError("risk_band takes either a frame of users or their probabilities (proba=), not both")
         p = self.churn_probability(frame) if proba is None else np.asarray(proba, dtype=float)
         return self.bands.assign(p)
 
@@ -277,7 +282,7 @@ class ChurnModel:
         mpath = save_artifact(self.estimator, path, threshold=self.threshold,
                               risk_bands={"medium_from": self.bands.medium_from, "high_from": self.bands.high_from},
                               feature_schema=self.schema, id_col=self.id_col, metadata=meta)
-        self.info.update(meta, versions=library_versions())
+        self.info.update(meta, versions=library_versions(), sha256=json.loads(mpath.read_text())["sha256"])
         return mpath
 
     @classmethod

@@ -103,8 +103,9 @@ def product_key(stage: str, inputs: Mapping[str, str | os.PathLike | None], para
     stage : str
         A name in :data:`STAGES`.
     inputs : mapping
-        Input name -> a file or folder (fingerprinted by content, :func:`churnlib.load.data_fingerprint`)
-        or an already computed fingerprint/key digest (a string that is not an existing path).
+        Input name -> a file or folder as a :class:`pathlib.Path` (fingerprinted by content,
+        :func:`churnlib.load.data_fingerprint`), or an already computed fingerprint or digest (a ``str``,
+        taken as it is: pass paths as ``Path`` objects).
     params : mapping
         The parameters that change the product (JSON-able; ``14`` and ``14.0`` are equal).
 
@@ -119,7 +120,7 @@ def product_key(stage: str, inputs: Mapping[str, str | os.PathLike | None], para
     for name, value in inputs.items():
         if value is None:
             prints[name] = None
-        elif isinstance(value, os.PathLike) or (isinstance(value, str) and Path(value).exists()):
+        elif isinstance(value, os.PathLike):  # a file or folder: fingerprinted by content
             prints[name] = data_fingerprint(value)
         else:
             prints[name] = str(value)

@@ -4,6 +4,9 @@
 full-size parameters of ``config/report.yaml`` (each notebook's own ``parameters`` cell keeps CI-sized
 defaults for nbval). Everything renders into a staging folder first; only a run in which every notebook
 succeeded replaces ``reports/`` and ``figures/``, so a failing notebook never leaves half a report.
+The kernels talk over local sockets (:func:`kernel_config`), so no TCP port is opened and the log shows
+only the per-notebook progress and times. :func:`export_html` and :func:`write_index` are the rendering
+on their own: the test-suite renders the notebooks nbval executed with them.
 """
 from __future__ import annotations
 
@@ -14,12 +17,19 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from churnlib import paths
+
+__all__ = [
+    "KEY_NUMBERS_DIR", "PUBLISHED", "NotebookFailed", "RunResult", "discover_notebooks", "export_html",
+    "external_resources", "index_order", "kernel_config", "load_config", "record_key_numbers", "report_title",
+    "run_report", "strip_outputs", "write_index",
+]
 
 #: Folders under the output root that a successful run publishes.
 PUBLISHED = ("reports", "figures", "models", "data/processed")
@@ -187,6 +197,35 @@ def _leading(notebooks: list[Path], first: list[str] | str | None) -> list[str]:
     return [first] if isinstance(first, str) else [str(f) for f in first]
 
 
+def write_index(result: RunResult, notebooks: list[Path], reports: str | os.PathLike,
+                first: list[str] | str | None = None, run_date: str | None = None) -> Path:
+    """Write ``reports/index.html``: one section per report, with its key numbers and executed notebook.
+
+    Parameters
+    ----------
+    result
+        The run: data, its kind and fingerprint, seconds per notebook.
+    notebooks
+        The notebooks whose reports ``reports/NN_name.html`` (and ``reports/executed/``) were written.
+    reports
+        The reports folder.
+    first
+        Notebooks listed first (see :func:`index_order`).
+    run_date
+        Shown as the run's date (default: now, UTC).
+
+    Returns
+    -------
+    pathlib.Path
+        The index file.
+    """
+    reports = Path(reports)
+    run_date = run_date or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = reports / "index.html"
+    out.write_text(_index_html(result, notebooks, reports, run_date, first), encoding="utf-8")
+    return out
+
+
 def _index_html(result: RunResult, notebooks: list[Path], reports: Path, run_date: str,
                 first: list[str] | str | None = None) -> str:
     import nbformat
@@ -246,6 +285,34 @@ def _publish(staging: Path, root: Path) -> None:
             os.replace(item, dst / item.name)
 
 
+def kernel_config(socket_dir: str | os.PathLike, name: str = "kernel") -> Any:
+    """Kernel-manager settings for the report's kernels: local sockets, no TCP.
+
+    A kernel started over TCP without CurveZMQ keys logs "Kernel is running over TCP without
+    encryption" once per notebook. The report's kernels run on this machine, so they talk over
+    Unix-domain sockets (``ipc`` transport) in ``socket_dir``, a private folder: no port is opened and
+    nothing is sent in plain text over the network. Windows has no ``ipc`` transport and keeps TCP.
+
+    Parameters
+    ----------
+    socket_dir
+        A folder only this user can read (e.g. from :func:`tempfile.mkdtemp`); the kernel's sockets
+        ``<name>-<n>`` are made there and removed when the kernel stops.
+    name
+        Prefix of the socket files (one per kernel keeps concurrent kernels apart).
+
+    Returns
+    -------
+    traitlets.config.Config
+        For ``papermill.execute_notebook(..., config=...)`` (passed on to the kernel manager).
+    """
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(socket_dir) / name)}})
+
+
 def run_report(
     config: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
@@ -288,6 +355,8 @@ def run_report(
     """
     import papermill
 
+    # Here, not at the top: every notebook imports this module for record_key_numbers, and should not pay
+    # for the runner's imports (papermill; churnlib.datasets loads the numba simulator, churnlib.load pandas).
     from churnlib.datasets import default_event_log
     from churnlib.load import data_fingerprint, detect_kind
 
@@ -317,31 +386,29 @@ def run_report(
         "data": str(data), "data_kind": kind, "id_col": id_col, "label_col": label_col,
         "output_dir": str(staging), **({"split_col": split_col} if split_col else {}),
     }
-    for i, nb in enumerate(notebooks, 1):
-        params = {**injected, **cfg.get("notebooks", {}).get(nb.stem, {})}
-        declared = _declared_parameters(nb)
-        params = {k: v for k, v in params.items() if k in declared}
-        log(f"[{i}/{len(notebooks)}] {nb.stem} ... (elapsed {time.perf_counter() - start_all:.0f} s)")
-        t0 = time.perf_counter()
-        executed = executed_dir / nb.name
-        try:
-            papermill.execute_notebook(
-                str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(nb.parent),
-                progress_bar=False, log_output=False,
-            )
-        except Exception as exc:  # papermill wraps the cell's error; show it, keep the old reports
-            log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED after {time.perf_counter() - t0:.1f} s")
-            raise NotebookFailed(
-                _failure_message(nb, exc) + f"\n(partial output kept in {staging}; published reports untouched)"
-            ) from None
-        export_html(executed, staging / "reports" / f"{nb.stem}.html")
-        result.seconds[nb.stem] = time.perf_counter() - t0
-        log(f"[{i}/{len(notebooks)}] {nb.stem} done in {result.seconds[nb.stem]:.1f} s")
+    with tempfile.TemporaryDirectory(prefix="churnlib-kernels-") as sockets:
+        for i, nb in enumerate(notebooks, 1):
+            params = {**injected, **cfg.get("notebooks", {}).get(nb.stem, {})}
+            declared = _declared_parameters(nb)
+            params = {k: v for k, v in params.items() if k in declared}
+            log(f"[{i}/{len(notebooks)}] {nb.stem} ... (elapsed {time.perf_counter() - start_all:.0f} s)")
+            t0 = time.perf_counter()
+            executed = executed_dir / nb.name
+            try:
+                papermill.execute_notebook(
+                    str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(nb.parent),
+                    progress_bar=False, log_output=False, config=kernel_config(sockets, nb.stem),
+                )
+            except Exception as exc:  # papermill wraps the cell's error; show it, keep the old reports
+                log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED after {time.perf_counter() - t0:.1f} s")
+                raise NotebookFailed(
+                    _failure_message(nb, exc) + f"\n(partial output kept in {staging}; published reports untouched)"
+                ) from None
+            export_html(executed, staging / "reports" / f"{nb.stem}.html")
+            result.seconds[nb.stem] = time.perf_counter() - t0
+            log(f"[{i}/{len(notebooks)}] {nb.stem} done in {result.seconds[nb.stem]:.1f} s")
 
-    run_date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    (staging / "reports" / "index.html").write_text(
-        _index_html(result, notebooks, staging / "reports", run_date, cfg.get("index_first")), encoding="utf-8"
-    )
+    write_index(result, notebooks, staging / "reports", cfg.get("index_first"))
     _publish(staging, root)
     shutil.rmtree(staging, ignore_errors=True)
     log(f"==> reports in {root / 'reports'} (open {result.index}); figures in {root / 'figures'}")

@@ -5,7 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from churnlib.cli import build_parser, main
+from churnlib.model import ChurnModel
+from churnlib.models import make_pipeline
+from churnlib.thresholds import RiskBands
 
 
 def test_commands_are_listed():
@@ -30,8 +36,6 @@ def test_module_entry_point_reports_bad_arguments_without_traceback(tmp_path: Pa
 
 def test_simulate_features_train_score_chain(tmp_path: Path):
     """The command-line chain a script would run: each step reads what the one before wrote."""
-    import pandas as pd
-
     def run(*args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "churnlib", *args], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
@@ -46,29 +50,26 @@ def test_simulate_features_train_score_chain(tmp_path: Path):
     printed = run("train", "--table", str(feats), "--id-col", "userId", "--label-col", "churned", "--out", str(model),
                   "--models", "logreg", "--strategies", "none", "--search-budget", "2", "--n-splits", "2")
     assert "chosen:" in printed and (model / "metrics.json").exists()
+    trained = ChurnModel.load(model)  # the verified artifact, with the table's features
+    assert set(trained.feature_names) <= set(table.columns) and trained.id_col == "userId"
     run("score", "--model", str(model), "--events", str(events), "--out", str(risk))
     scored = pd.read_csv(risk)
     assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
                                         "reason_3"]
     assert scored["reason_1"].notna().any()
     assert scored["churn_probability"].between(0, 1).all() and set(scored["risk_band"]) <= {"low", "medium", "high"}
+    assert ((scored["churn_probability"] >= trained.threshold) == scored["churn_label"].astype(bool)).all()
 
 
 def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
-    import numpy as np
-    import pandas as pd
-
-    from churnlib.artifact import save_artifact
-    from churnlib.models import make_pipeline
-
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"user_id": [f"u{i}" for i in range(80)], "days_since_last_login": rng.exponential(5, 80),
                           "songs_7d": rng.poisson(30, 80)})
     y = (table["days_since_last_login"] > 5).astype(int).to_numpy()
     X = table[["days_since_last_login", "songs_7d"]]
-    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "m" / "churn_model.joblib", threshold=0.5,
-                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id",
-                  feature_schema=[{"name": c, "kind": "numeric"} for c in X.columns])
+    ChurnModel(make_pipeline("logreg").fit(X, y), threshold=0.5, id_col="user_id",
+               bands=RiskBands(medium_from=0.25, high_from=0.5),
+               schema=[{"name": c, "kind": "numeric"} for c in X.columns]).save(tmp_path / "m")
     table.to_csv(tmp_path / "t.csv", index=False)
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
                  "--out", str(tmp_path / "r.csv")]) == 0
@@ -81,3 +82,19 @@ def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
                  "--out", str(tmp_path / "plain.csv"), "--no-reasons"]) == 0
     assert "reason_1" not in pd.read_csv(tmp_path / "plain.csv").columns
+
+
+def test_score_refuses_a_tampered_model_in_one_line(tmp_path: Path, capsys):
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 60), "songs_7d": rng.poisson(30, 60)})
+    y = (X["days_since_last_login"] > 5).astype(int).to_numpy()
+    ChurnModel(make_pipeline("logreg").fit(X, y), threshold=0.5,
+               schema=[{"name": c, "kind": "numeric"} for c in X.columns]).save(tmp_path / "m")
+    art = tmp_path / "m" / "churn_model.joblib"
+    art.write_bytes(art.read_bytes() + b"\0")
+    X.assign(userId=range(60)).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
+                 "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "SHA-256" in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()

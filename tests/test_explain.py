@@ -10,9 +10,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from churnlib import evaluation as ev  # noqa: E402
 from churnlib import explain as E  # noqa: E402
 from churnlib import models as M  # noqa: E402
 from churnlib import thresholds as th  # noqa: E402
+from churnlib.calibration import CalibratedClassifier  # noqa: E402
+from churnlib.model import ChurnModel, feature_schema  # noqa: E402
 
 
 def planted(n: int = 300, seed: int = 0, sign: float = 1.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -171,10 +174,19 @@ def test_samplers_are_skipped_and_calibration_is_seen_through(data):
     assert "resample" in pipe.named_steps
     expl = E.explain_model(pipe, X.head(10))
     np.testing.assert_allclose(expl.margin(), margin(pipe, X.head(10)), atol=1e-5)
-    cal = th.CalibratedModel(pipe, "isotonic", pipe.predict_proba(X)[:, 1], y)
-    wrapped = E.explain_model(cal, X.head(10))
+    oof = ev.oof_predict(pipe, X, y, ev.cv_splits(y, None, 3, 1, 0))[0]
+    cal = CalibratedClassifier(pipe, "isotonic").fit(X, y, oof_proba=oof)
+    model = ChurnModel(cal, threshold=0.5, schema=feature_schema(X))
+    wrapped = model.shap(X.head(10))
     assert wrapped.calibrated and not expl.calibrated
-    np.testing.assert_array_equal(wrapped.values, expl.values)
+    # the calibration map is monotone: the explanation is of the pipeline inside it
+    inner = E.explain_model(model.pipeline, X.head(10))
+    np.testing.assert_array_equal(wrapped.values, inner.values)
+    np.testing.assert_allclose(wrapped.margin(), margin(model.pipeline, X.head(10)), atol=1e-5)
+    np.testing.assert_allclose(wrapped.values, expl.values, atol=1e-6)  # the same fit as `pipe`
+    # the calibrated probability ranks the users as the explained margin does
+    order = np.argsort(wrapped.margin(), kind="stable")
+    assert (np.diff(model.churn_probability(X.head(10))[order]) >= -1e-12).all()
 
 
 def test_explanations_are_deterministic_and_row_samples_keep_order(data, fitted):
@@ -272,25 +284,27 @@ def test_reasons_are_worded_against_the_training_median():
 
 
 def test_saved_model_reasons_quote_the_typical_value(tmp_path):
-    from churnlib.artifact import load_artifact, save_artifact
-    from churnlib.models import make_pipeline
-    from churnlib.training import _schema
-
     rng = np.random.default_rng(3)
     X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 300), "songs_7d": rng.poisson(30, 300)})
     y = (X["days_since_last_login"] + rng.normal(0, 1, 300) > 6).astype(int).to_numpy()
-    schema = _schema(X)
+    schema = feature_schema(X)
     assert schema[0]["median"] == pytest.approx(float(X["days_since_last_login"].median()))
-    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "churn_model.joblib", threshold=0.5,
-                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id", feature_schema=schema)
-    model = load_artifact(tmp_path / "churn_model.joblib")
-    assert E.typical_values(model)["songs_7d"] == pytest.approx(float(X["songs_7d"].median()))
-    expl = E.explain_model(model, X.head(40))
+    ChurnModel(M.make_pipeline("logreg").fit(X, y), threshold=0.5, schema=schema, id_col="user_id",
+               bands=th.RiskBands(medium_from=0.25, high_from=0.5)).save(tmp_path / "churn_model.joblib")
+    model = ChurnModel.load(tmp_path / "churn_model.joblib")
+    assert model.typical["songs_7d"] == pytest.approx(float(X["songs_7d"].median()))
+    expl = model.shap(X.head(40))
+    assert expl.typical == model.typical
     reasons = E.top_reasons(expl, X.head(40))
     far = X.head(40)["days_since_last_login"] > 15
     assert far.any()
-    typical = E._format_value(float(X["days_since_last_login"].median()), "days", "days since last login")
+    median = float(X["days_since_last_login"].median())
+    typical = E.describe_reason("days_since_last_login", median).split(": ")[1].removesuffix(" (raises risk)")
     assert reasons.loc[far.to_numpy(), "reason_1"].str.contains(f", typical {typical} ", regex=False).all()
-    # a bare estimator has no recorded medians: the plain wording stays
-    plain = E.top_reasons(E.explain_model(model.estimator, X.head(40)), X.head(40))
+    assert model.explain(X.head(40))["reason_1"].equals(reasons["reason_1"])
+    # a bare pipeline has no recorded medians: the plain wording stays
+    plain = E.top_reasons(E.explain_model(model.pipeline, X.head(40)), X.head(40))
     assert not plain["reason_1"].dropna().str.contains("typical").any()
+    # and neither has a model whose schema records no medians (an older manifest)
+    bare = ChurnModel(model.estimator, threshold=0.5, schema=[{"name": c, "kind": "numeric"} for c in X.columns])
+    assert bare.typical == {} and not bare.explain(X.head(40))["reason_1"].dropna().str.contains("typical").any()

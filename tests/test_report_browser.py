@@ -1,6 +1,11 @@
 """The HTML reports as a person sees them: rendered in headless Chromium.
 
-A CI-sized report is built from the project's own notebooks into a temporary output root, then
+The reports are the project's own notebooks rendered by ``churnlib.report`` (code hidden, images
+embedded, the index). In ``make test`` (``pytest tests notebooks --nbval-lax``) the notebooks are not run
+again for this: ``tests/nbval_executed.py`` keeps each notebook as nbval executed it, these tests run
+after the notebooks, and the reports are rendered from those executed notebooks. Run without the
+notebooks (``pytest tests/test_report_browser.py``), the module builds a CI-sized report itself.
+
 ``index.html`` and every report are opened in Chromium (Debian's ``chromium`` package; ``make setup``
 installs it) through the Chrome DevTools protocol over ``websocket-client``. The checks: every image
 has loaded (``complete`` and a natural width), no error output or traceback is visible, every link of
@@ -22,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from churnlib.report import run_report
+from churnlib.load import data_fingerprint, detect_kind
+from churnlib.report import RunResult, discover_notebooks, export_html, run_report, write_index
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHURNLIB_CHROMIUM", "/usr/bin/chromium")
@@ -38,8 +44,9 @@ CODE_SELECTOR = ".jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .jp-InputProm
 
 pytestmark = pytest.mark.slow
 
-#: A CI-sized report run, lighter than the notebooks' own defaults where they are costly (the test checks
-#: how the reports render, not the numbers): the whole module stays within a few minutes on 2 cores.
+#: The report this module builds when nbval did not run the notebooks in this session: CI-sized, lighter
+#: than the notebooks' own defaults where they are costly (the test checks how the reports render, not
+#: the numbers), so the module alone stays within a few minutes on 2 cores.
 #: Parameters a notebook does not declare are not injected, so a renamed one only costs time.
 CI_CONFIG = """\
 default_data: {n_users: 300, days: 60, seed: 7}
@@ -167,7 +174,7 @@ PAGE_STATE = """(() => {
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures: one CI-sized report run and one browser for the module
+# Fixtures: the reports (rendered from nbval's runs, else a CI-sized run) and one browser
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -176,17 +183,40 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def built_report(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run the project's notebooks on a small simulated log into a temporary output root."""
-    root = tmp_path_factory.mktemp("report-root")
+def built_report(chromium: str, nbval_executed: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reports folder: rendered from the notebooks nbval ran in this session, else built here."""
+    pipeline = discover_notebooks(ROOT / "notebooks")
+    runs = [nbval_executed.get(nb.name) for nb in pipeline]
+    if all(runs):
+        failed = [f"{run.source.name}: {run.problems[0]}" for run in runs if not run.passed]
+        if failed:  # nbval reports those failures; rendering broken notebooks would only repeat them
+            pytest.skip("notebooks failed under nbval, so their reports are not checked: " + "; ".join(failed))
+        print(f"rendering the {len(runs)} notebooks nbval executed in this session", flush=True)
+        return _render_executed(runs, pipeline)
+    return _run_ci_report(tmp_path_factory.mktemp("report-root"))
+
+
+def _render_executed(runs: list, pipeline: list[Path]) -> Path:
+    """Render nbval's executed notebooks as ``churnlib report`` renders its own, index included."""
+    reports = runs[0].executed.parent.parent  # <output root>/reports, beside the notebooks' key numbers
+    for run in runs:
+        export_html(run.executed, reports / f"{run.executed.stem}.html")
+    logs = sorted((reports.parent / "data" / "raw").glob("simulated_*.parquet"))  # the notebooks' default log
+    data = logs[0] if len(logs) == 1 else None  # other tests may have simulated logs there too
+    result = RunResult(index=reports / "index.html", data=str(data or "the notebooks' default simulated log"),
+                       data_kind=detect_kind(data) if data else "events",
+                       fingerprint=data_fingerprint(data) if data else "",
+                       seconds={run.executed.stem: run.seconds for run in runs})
+    write_index(result, pipeline, reports, run_date="nbval run of this test session")
+    return reports
+
+
+def _run_ci_report(root: Path) -> Path:
+    """Run the project's notebooks on a small simulated log into ``root`` (the module runs alone)."""
     shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     config = root / "ci.yaml"
     config.write_text(CI_CONFIG)
-    with pytest.MonkeyPatch.context() as mp:
-        # The root conftest sets MPLBACKEND=Agg for the test run, and kernels inherit it: figures would
-        # then never reach the notebooks' outputs. Render as `make report` does, with the inline backend.
-        mp.delenv("MPLBACKEND", raising=False)
-        run_report(config, None, root=root, log=lambda m: print(m, flush=True))
+    run_report(config, None, root=root, log=lambda m: print(m, flush=True))
     return root / "reports"
 
 

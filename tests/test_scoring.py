@@ -1,19 +1,26 @@
 """Scoring a feature table and an event log with a saved model."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from churnlib import artifact as A
+from churnlib import evaluation as ev
 from churnlib import features, scoring
 from churnlib import models as M
+from churnlib import thresholds as th
+from churnlib.calibration import CalibratedClassifier
+from churnlib.load import load_events
+from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
+from churnlib.simulate import write_event_log
+from churnlib.training import run_training
 
 
 @pytest.fixture(scope="module")
 def sim_log(tmp_path_factory):
-    from churnlib.simulate import write_event_log
-
     path = tmp_path_factory.mktemp("log") / "sim.parquet"
     write_event_log(path, n_users=150, days=45, seed=3)
     return path
@@ -23,7 +30,7 @@ def sim_log(tmp_path_factory):
 def event_model(sim_log, tmp_path_factory):
     """A model trained on event features of the simulated log (run_training, CI-sized)."""
     table = features.build_features(sim_log, features.observation_dates(sim_log, 14), horizon_days=14)
-    r = M.run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
+    r = run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
                        n_permutations=1, n_bootstrap=10)
     out = tmp_path_factory.mktemp("model")
     r.save(out)
@@ -38,19 +45,17 @@ def test_score_a_table_writes_ids_probabilities_labels_and_bands(event_model, tm
     written = pd.read_csv(tmp_path / "risk.csv", dtype={"userId": str})
     assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]  # reasons by default
     assert list(written["userId"]) == list(table["userId"])
-    model = A.load_artifact(out)
+    model = ChurnModel.load(out)
     p = risk["churn_probability"].to_numpy()
+    np.testing.assert_allclose(p, model.churn_probability(table))
     assert ((p >= model.threshold) == risk["churn_label"].astype(bool)).all()
-    expect = np.where(p >= model.risk_bands["high_from"], "high",
-                      np.where(p >= model.risk_bands["medium_from"], "medium", "low"))
+    expect = np.where(p >= model.bands.high_from, "high", np.where(p >= model.bands.medium_from, "medium", "low"))
     assert (risk["risk_band"].to_numpy() == expect).all()
     # labels with more churn get higher scores on average (the model learned something)
     assert p[table["churned"] == 1].mean() > p[table["churned"] == 0].mean()
 
 
 def test_score_an_event_log_as_of_its_last_day(event_model, sim_log, tmp_path):
-    from churnlib.load import load_events
-
     out, _ = event_model
     risk = scoring.score_command(out, events=sim_log, out=tmp_path / "risk.csv")
     ev = load_events(sim_log).events
@@ -73,12 +78,10 @@ def test_scoring_refuses_bad_inputs(event_model, tmp_path):
 
 
 def test_tampered_model_is_refused_before_scoring(event_model, tmp_path):
-    import shutil
-
     out, table = event_model
     copy = tmp_path / "m"
     shutil.copytree(out, copy)
-    art = copy / M.ARTIFACT_NAME
+    art = copy / ARTIFACT_NAME
     art.write_bytes(art.read_bytes()[:-1] + bytes([art.read_bytes()[-1] ^ 0xFF]))
     table.to_parquet(tmp_path / "t.parquet")
     with pytest.raises(A.ArtifactError):
@@ -92,32 +95,32 @@ def test_tampered_model_is_refused_before_scoring(event_model, tmp_path):
 @pytest.fixture(scope="module")
 def lgbm_model(event_model, tmp_path_factory):
     """A calibrated LightGBM pipeline (the usual final model) saved as an artifact, and its table."""
-    from churnlib import thresholds as th
-    from churnlib.training import _schema
-
     _, table = event_model
     X = M.feature_frame(table, "userId", "churned")
     y = table["churned"].to_numpy()
-    pipe = M.make_pipeline("lightgbm", "none", seed=0).fit(X, y)
-    model = th.CalibratedModel(pipe, "isotonic", pipe.predict_proba(X)[:, 1], y)
+    g = table["userId"].to_numpy()
+    pipe = M.make_pipeline("lightgbm", "none", seed=0)
+    oof = ev.oof_predict(pipe, X, y, ev.cv_splits(y, g, 3, 1, 0))[0]
+    estimator = CalibratedClassifier(pipe, "isotonic").fit(X, y, oof_proba=oof)
+    model = ChurnModel(estimator, threshold=0.3, schema=feature_schema(X), id_col="userId",
+                       bands=th.RiskBands(medium_from=0.15, high_from=0.3))
     out = tmp_path_factory.mktemp("lgbm")
-    A.save_artifact(model, out / M.ARTIFACT_NAME, threshold=0.3, risk_bands={"medium_from": 0.15, "high_from": 0.3},
-                    feature_schema=_schema(X), id_col="userId")
+    model.save(out)
     return out, table
 
 
 @pytest.mark.parametrize("which", ["logreg", "lightgbm"])
 def test_probabilities_equal_the_models_own_predict_proba(which, event_model, lgbm_model):
     out, table = event_model if which == "logreg" else lgbm_model
-    fresh = A.load_artifact(out)  # untouched by score_frame's thread settings
-    X = scoring.prepare_inputs(fresh, table)
+    fresh = ChurnModel.load(out)  # untouched by score_frame's thread settings
+    X = fresh.prepare(table)
     expect = fresh.estimator.predict_proba(X)[:, 1]
-    inner = getattr(fresh.estimator, "estimator", fresh.estimator)
-    for _, step in inner.steps:  # as scoring ran before the speed work: every step with n_jobs at 2
+    np.testing.assert_array_equal(fresh.churn_probability(table), expect)
+    for _, step in fresh.pipeline.steps:  # as scoring ran before the speed work: every step with n_jobs at 2
         if "n_jobs" in step.get_params(deep=False):
             step.set_params(n_jobs=2)
     np.testing.assert_array_equal(fresh.estimator.predict_proba(X)[:, 1], expect)
-    model = A.load_artifact(out)
+    model = ChurnModel.load(out)
     for n_jobs in (1, 2):
         for reasons in (False, True):
             got = scoring.score_frame(model, table, n_jobs=n_jobs, reasons=reasons)["churn_probability"]
@@ -126,7 +129,7 @@ def test_probabilities_equal_the_models_own_predict_proba(which, event_model, lg
 
 def test_scoring_leaves_the_callers_table_unchanged(event_model):
     out, table = event_model
-    model = A.load_artifact(out)
+    model = ChurnModel.load(out)
     frame = table.drop(columns=["churned"]).head(30).copy()
     frame["events_7d"] = frame["events_7d"].astype(str)  # numbers as text: coerced for the model only
     before = frame.copy()
@@ -138,14 +141,12 @@ def test_scoring_leaves_the_callers_table_unchanged(event_model):
 
 @pytest.mark.parametrize("which", ["logreg", "lightgbm"])
 def test_reasons_name_risk_raising_features_in_plain_words(which, event_model, lgbm_model):
-    from churnlib.explain import explain_model
-
     out, table = event_model if which == "logreg" else lgbm_model
-    model = A.load_artifact(out)
+    model = ChurnModel.load(out)
     scored = scoring.score_frame(model, table)
     assert list(scored.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]
     assert scored["churn_probability"].equals(scoring.score_frame(model, table, reasons=False)["churn_probability"])
-    by = explain_model(model, table).by_feature()
+    by = model.shap(table).by_feature()
     labels = {f.replace("_", " "): f for f in model.feature_names}
     for i, row in scored.iterrows():
         texts = [t for t in row[list(scoring.REASON_COLUMNS)] if pd.notna(t)]
@@ -170,19 +171,22 @@ def test_score_command_writes_reasons_to_the_csv(event_model, tmp_path):
 
 
 def test_scored_reasons_quote_the_training_median(tmp_path):
-    import numpy as np
-    import pandas as pd
-
-    from churnlib.artifact import load_artifact, save_artifact
-    from churnlib.models import make_pipeline
-    from churnlib.scoring import score_frame
-    from churnlib.training import _schema
-
     rng = np.random.default_rng(5)
     X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 200), "songs_7d": rng.poisson(30, 200)})
     y = (X["days_since_last_login"] + rng.normal(0, 1, 200) > 6).astype(int).to_numpy()
-    save_artifact(make_pipeline("logreg").fit(X, y), tmp_path / "churn_model.joblib", threshold=0.5,
-                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="user_id", feature_schema=_schema(X))
-    scored = score_frame(load_artifact(tmp_path / "churn_model.joblib"), X.assign(user_id=range(200)))
+    ChurnModel(M.make_pipeline("logreg").fit(X, y), threshold=0.5, schema=feature_schema(X), id_col="user_id",
+               bands=th.RiskBands(medium_from=0.25, high_from=0.5)).save(tmp_path)
+    model = ChurnModel.load(tmp_path / ARTIFACT_NAME)
+    scored = scoring.score_frame(model, X.assign(user_id=range(200)))
+    assert list(scored["user_id"]) == [str(i) for i in range(200)]
     texts = scored["reason_1"].dropna()
     assert len(texts) and texts.str.contains(", typical ", regex=False).all()
+    median = X["days_since_last_login"].median()
+    far = scored.loc[X["days_since_last_login"] > 15, "reason_1"]
+    assert len(far) and far.str.contains(f", typical {median:.1f} (raises risk)", regex=False).all()
+
+
+def test_a_table_without_the_id_column_is_numbered(event_model):
+    out, table = event_model
+    scored = scoring.score_frame(ChurnModel.load(out), table.drop(columns=["userId"]).head(7), reasons=False)
+    assert list(scored.columns) == ["row", *scoring.OUTPUT_COLUMNS] and list(scored["row"]) == list(range(7))

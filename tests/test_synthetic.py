@@ -7,6 +7,9 @@ import pytest
 
 from churnlib import evaluation as ev
 from churnlib import synthetic as S
+from churnlib import synthetic_report as R
+from churnlib import synthetic_study as study
+from churnlib.intervals import Interval
 
 NAMES = list(S.SYNTHETIC_FEATURES)
 
@@ -30,7 +33,7 @@ def _latent(spec: S.SyntheticFeature, x: np.ndarray) -> np.ndarray:
 
 def _aucs(t: pd.DataFrame, n_bootstrap: int = 0) -> pd.DataFrame:
     dirs = {n: f.churn_direction for n, f in S.SYNTHETIC_FEATURES.items()}
-    return S.single_feature_auc(t, "is_churned", NAMES, directions=dirs, n_bootstrap=n_bootstrap,
+    return study.single_feature_auc(t, "is_churned", NAMES, directions=dirs, n_bootstrap=n_bootstrap,
                                 seed=0).set_index("feature")
 
 
@@ -210,13 +213,13 @@ def test_bad_input_is_a_clear_value_error(change, kwargs, match):
 
 def test_subsample_is_stratified_and_deterministic():
     t = _table(4000)
-    a = S.subsample(t, "is_churned", 1000, seed=1)
+    a = study.subsample(t, "is_churned", 1000, seed=1)
     assert len(a) == pytest.approx(1000, abs=1)
     assert a["is_churned"].mean() == pytest.approx(t["is_churned"].mean(), abs=0.002)
     assert a.index.is_monotonic_increasing  # original order kept
-    assert a.equals(S.subsample(t, "is_churned", 1000, seed=1))
-    assert not a.index.equals(S.subsample(t, "is_churned", 1000, seed=2).index)
-    assert S.subsample(t, "is_churned", None) is t and S.subsample(t, "is_churned", 10**6) is t
+    assert a.equals(study.subsample(t, "is_churned", 1000, seed=1))
+    assert not a.index.equals(study.subsample(t, "is_churned", 1000, seed=2).index)
+    assert study.subsample(t, "is_churned", None) is t and study.subsample(t, "is_churned", 10**6) is t
 
 
 def test_single_feature_auc_orientation_missing_values_and_interval():
@@ -224,8 +227,8 @@ def test_single_feature_auc_orientation_missing_values_and_interval():
     y = (rng.random(2000) < 0.3).astype(int)
     x = rng.standard_normal(2000) + 0.8 * y
     t = pd.DataFrame({"y": y, "x": x, "x_gappy": np.where(rng.random(2000) < 0.2, np.nan, x)})
-    up = S.single_feature_auc(t, "y", ["x", "x_gappy"], n_bootstrap=100).set_index("feature")
-    down = S.single_feature_auc(t, "y", ["x"], directions={"x": -1}, n_bootstrap=100).set_index("feature")
+    up = study.single_feature_auc(t, "y", ["x", "x_gappy"], n_bootstrap=100).set_index("feature")
+    down = study.single_feature_auc(t, "y", ["x"], directions={"x": -1}, n_bootstrap=100).set_index("feature")
     from sklearn.metrics import roc_auc_score
 
     assert up.loc["x", "auc"] == pytest.approx(roc_auc_score(y, x))
@@ -238,7 +241,7 @@ def test_single_feature_auc_orientation_missing_values_and_interval():
 
 def test_value_of_data_curve_rises_with_the_effect_size():
     t = _table(900)
-    curve = S.value_of_data_curve(t, "user_id", "is_churned", [0.0, 0.5, 1.0], model="logreg", n_splits=3,
+    curve = study.value_of_data_curve(t, "user_id", "is_churned", [0.0, 0.5, 1.0], model="logreg", n_splits=3,
                                   n_bootstrap=30, seed=0)
     assert set(curve.columns) == {"effect_size", "model", "metric", "value", "low", "high"}
     assert set(ev.METRICS) <= set(curve["metric"])
@@ -252,17 +255,17 @@ def test_value_of_data_curve_rises_with_the_effect_size():
 def test_before_after_same_splits_and_reference_table():
     t = _table(900)
     run = dict(models=("logreg",), n_splits=3, n_bootstrap=30, seed=0)
-    long = S.before_after(t, "user_id", "is_churned", **run)
+    long = study.before_after(t, "user_id", "is_churned", **run)
     auc = long[long["metric"] == "roc_auc"].set_index(["model", "features"])
-    assert auc.loc[("logreg", S.ORIGINAL), "low"] < 0.5 < auc.loc[("logreg", S.ORIGINAL), "high"]
-    assert auc.loc[("logreg", S.AUGMENTED), "low"] > auc.loc[("logreg", S.ORIGINAL), "high"]
+    assert auc.loc[("logreg", study.ORIGINAL), "low"] < 0.5 < auc.loc[("logreg", study.ORIGINAL), "high"]
+    assert auc.loc[("logreg", study.AUGMENTED), "low"] > auc.loc[("logreg", study.ORIGINAL), "high"]
     # the same folds and draws: a rerun is identical
-    pd.testing.assert_frame_equal(long, S.before_after(t, "user_id", "is_churned", **run))
-    shown = S.before_after_table(long)
-    assert shown.loc[("logreg", S.ORIGINAL), "f1 (theirs)"] == ""  # they reported no logreg
-    assert "–" in shown.loc[("logreg", S.AUGMENTED), "roc_auc (ours, 95% CI)"]
+    pd.testing.assert_frame_equal(long, study.before_after(t, "user_id", "is_churned", **run))
+    shown = R.before_after_table(long)
+    assert shown.loc[("logreg", study.ORIGINAL), "f1 (theirs)"] == ""  # they reported no logreg
+    assert "–" in shown.loc[("logreg", study.AUGMENTED), "roc_auc (ours, 95% CI)"]
     theirs = long.assign(model=long["model"].replace({"logreg": "hist_gb"}))
-    assert S.before_after_table(theirs).loc[("hist_gb", S.AUGMENTED), "roc_auc (theirs)"] == "0.809"
+    assert R.before_after_table(theirs).loc[("hist_gb", study.AUGMENTED), "roc_auc (theirs)"] == "0.809"
 
 
 def test_feature_contrast_scores_both_sources_on_the_same_rows():
@@ -273,7 +276,7 @@ def test_feature_contrast_scores_both_sources_on_the_same_rows():
     for c in {c for c in S.EVENT_EQUIVALENTS.values() if c}:
         t[c] = rng.poisson(3, n)
     t.loc[::5, "skip_rate_increase_7d"] = np.nan
-    out = S.feature_contrast(t, "churned", "userId", effect_size=1.5, n_bootstrap=50, seed=0)
+    out = study.feature_contrast(t, "churned", "userId", effect_size=1.5, n_bootstrap=50, seed=0)
     assert len(out) == 18 and list(dict.fromkeys(out["feature"])) == NAMES
     drawn = out[out["source"] == "drawn from the label"].set_index("feature")
     measured = out[out["source"] == "measured from events"].set_index("feature")
@@ -290,12 +293,12 @@ def test_figures_state_their_numbers(tmp_path):
 
     curve = pd.DataFrame([{"effect_size": d, "model": "random_forest", "metric": m, "value": v, "low": v - .02,
                            "high": v + .02} for d, v in ((0.0, 0.5), (1.0, 0.85)) for m in ("roc_auc", "f1")])
-    fig = S.plot_value_of_data(curve)
+    fig = R.plot_value_of_data(curve)
     assert "0.50" in fig._suptitle.get_text() and "0.85" in fig._suptitle.get_text()
     long = pd.DataFrame([{"model": "random_forest", "features": f, "metric": m, "value": v, "low": v - .02,
-                          "high": v + .02} for f, v in ((S.ORIGINAL, 0.5), (S.AUGMENTED, 0.79))
+                          "high": v + .02} for f, v in ((study.ORIGINAL, 0.5), (study.AUGMENTED, 0.79))
                          for m in ("f1", "roc_auc", "pr_auc")])
-    fig2 = S.plot_before_after(long)
+    fig2 = R.plot_before_after(long)
     assert "0.79" in fig2._suptitle.get_text()
     plt.close("all")
 
@@ -308,33 +311,33 @@ def test_figures_state_their_numbers(tmp_path):
 def snapshot(spotify_snapshot):
     from churnlib.load import load_snapshot
 
-    return S.subsample(load_snapshot(spotify_snapshot, id_col="user_id", label_col="is_churned").table,
+    return study.subsample(load_snapshot(spotify_snapshot, id_col="user_id", label_col="is_churned").table,
                        "is_churned", 3000, seed=7)
 
 
 @pytest.mark.real_data
 def test_snapshot_has_no_signal_before_and_the_default_effect_lands_near_their_auc(snapshot):
     # (test_models_real_data checks the permutation test on the full snapshot; here the CV interval)
-    long = S.before_after(snapshot, "user_id", "is_churned", models=("random_forest",), n_bootstrap=100,
+    long = study.before_after(snapshot, "user_id", "is_churned", models=("random_forest",), n_bootstrap=100,
                           seed=7, params={"random_forest": {"n_estimators": 100}})
     auc = long[long["metric"] == "roc_auc"].set_index("features")
-    assert auc.loc[S.ORIGINAL, "low"] < 0.5 < auc.loc[S.ORIGINAL, "high"]
+    assert auc.loc[study.ORIGINAL, "low"] < 0.5 < auc.loc[study.ORIGINAL, "high"]
     # The default effect size was calibrated on all 8,000 rows with the registry forest (200 trees):
     # CV ROC-AUC 0.78-0.80 over generator seeds. Here: 3,000 rows (CV standard error ~0.01), 100 trees
     # and another seed, so +-0.07 around their 0.79 is several standard errors wide, yet excludes both
     # "no signal" and an implausibly clean separation.
-    assert 0.72 <= auc.loc[S.AUGMENTED, "value"] <= 0.86
+    assert 0.72 <= auc.loc[study.AUGMENTED, "value"] <= 0.86
     f1 = long[long["metric"] == "f1"].set_index("features")["value"]
-    assert f1[S.AUGMENTED] > f1[S.ORIGINAL]
+    assert f1[study.AUGMENTED] > f1[study.ORIGINAL]
 
 
 @pytest.mark.real_data
 def test_load_study_table_reads_the_snapshot_and_says_when_it_is_absent(spotify_snapshot, monkeypatch, tmp_path):
-    table, id_col, label_col, text = S.load_study_table(None, rows=500, seed=0)
+    table, id_col, label_col, text = study.load_study_table(None, rows=500, seed=0)
     assert (id_col, label_col) == ("user_id", "is_churned") and len(table) == pytest.approx(500, abs=1)
     assert "Spotify" in text and "500 of 8,000" in text
-    monkeypatch.setattr(S, "spotify_snapshot_path", lambda: tmp_path / "absent.csv.gz")
-    table, _, _, text = S.load_study_table(None)
+    monkeypatch.setattr(study, "spotify_snapshot_path", lambda: tmp_path / "absent.csv.gz")
+    table, _, _, text = study.load_study_table(None)
     assert table is None and "not available" in text
 
 
@@ -343,10 +346,173 @@ def test_signal_verdict_separates_none_trace_and_some():
     chance = {"rf": row(0.50, 0.48, 0.52), "hgb": row(0.51, 0.49, 0.53)}
     barely = {"rf": row(0.52, 0.503, 0.53), "hgb": row(0.51, 0.49, 0.53)}
     real = {"rf": row(0.70, 0.66, 0.74)}
-    assert S.signal_verdict(chance, permutation_significant=False) == "none"
-    assert S.signal_verdict(barely, permutation_significant=False) == "trace"
-    assert S.signal_verdict(real, permutation_significant=False) == "some"
+    assert study.signal_verdict(chance, permutation_significant=False) == "none"
+    assert study.signal_verdict(barely, permutation_significant=False) == "trace"
+    assert study.signal_verdict(real, permutation_significant=False) == "some"
     # a significant permutation test is never waved away as a trace
-    assert S.signal_verdict(barely, permutation_significant=True) == "some"
+    assert study.signal_verdict(barely, permutation_significant=True) == "some"
     with pytest.raises(ValueError):
-        S.signal_verdict({}, permutation_significant=False)
+        study.signal_verdict({}, permutation_significant=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Reuse, parallel runs and the vectorised bootstrap give the same figures
+# --------------------------------------------------------------------------------------------
+
+def test_bootstrap_auc_equals_the_auc_of_each_resampled_table():
+    # the replicate AUCs must be exactly those of roc_auc_score on the resampled rows (ties included)
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    n = 400
+    t = pd.DataFrame({"y": (rng.random(n) < 0.3).astype(int), "x": rng.integers(0, 6, n).astype(float),
+                      "g": [f"u{i % 150}" for i in range(n)]})
+    out = study.single_feature_auc(t, "y", ["x"], groups_col="g", n_bootstrap=60, seed=5).iloc[0]
+    from churnlib.intervals import bootstrap_sampler
+
+    draw = bootstrap_sampler(t["g"].to_numpy(), n, np.random.default_rng(5))
+    reps = []
+    for _ in range(60):
+        idx = draw()
+        yb = t["y"].to_numpy()[idx]
+        if 0 < yb.sum() < len(idx):
+            reps.append(roc_auc_score(yb, t["x"].to_numpy()[idx]))
+    low, high = np.percentile(reps, [2.5, 97.5])
+    assert out["low"] == pytest.approx(low, abs=1e-12) and out["high"] == pytest.approx(high, abs=1e-12)
+
+
+def test_curve_reuses_the_before_after_run_and_parallel_runs_change_nothing():
+    t = _table(600)
+    run = dict(n_splits=3, n_bootstrap=20, seed=1)
+    ba = study.before_after(t, "user_id", "is_churned", models=("logreg",), effect_size=0.5, **run)
+    plain = study.value_of_data_curve(t, "user_id", "is_churned", [0.0, 0.5], model="logreg", **run)
+    reused = study.value_of_data_curve(t, "user_id", "is_churned", [0.0, 0.5], model="logreg", reuse=ba, **run)
+    pd.testing.assert_frame_equal(plain, reused)
+    parallel = study.value_of_data_curve(t, "user_id", "is_churned", [0.0, 0.5], model="logreg", n_jobs=2, **run)
+    pd.testing.assert_frame_equal(plain, parallel)
+    # reuse only on the same rows and settings: another table or noise fraction is recomputed
+    assert study._reusable(ba, t.iloc[:-1], "user_id", "is_churned", "logreg", S.DEFAULT_NOISE_FRACTION, None,
+                           "none", 3, 1, 20, 1, None) == {}
+    assert study._reusable(ba, t, "user_id", "is_churned", "logreg", 0.3, None, "none", 3, 1, 20, 1, None) == {}
+    assert set(study._reusable(ba, t, "user_id", "is_churned", "logreg", S.DEFAULT_NOISE_FRACTION, None,
+                               "none", 3, 1, 20, 1, None)) == {0.5}
+    assert study.curve_metric(plain, "roc_auc").index.tolist() == [0.0, 0.5]
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts and their words
+# --------------------------------------------------------------------------------------------
+
+def _perm(p: float) -> ev.PermutationResult:
+    return ev.PermutationResult(score=0.5, permuted=np.full(19, 0.5), p_value=p)
+
+
+def _long(orig: tuple[float, float, float], aug: tuple[float, float, float], f1: tuple[float, float, float],
+          model: str = "random_forest") -> pd.DataFrame:
+    rows = []
+    for feats, auc in ((study.ORIGINAL, orig), (study.AUGMENTED, aug)):
+        for metric, (v, lo, hi) in (("roc_auc", auc), ("f1", f1)):
+            rows.append({"model": model, "features": feats, "metric": metric, "value": v, "low": lo, "high": hi})
+    return pd.DataFrame(rows)
+
+
+def test_flag_everyone_f1_and_the_earlier_stalled_f1():
+    assert study.flag_everyone_f1(0.0) == 0.0 and study.flag_everyone_f1(1.0) == 1.0
+    assert study.flag_everyone_f1(0.26) == pytest.approx(2 * 0.26 / 1.26)
+    with pytest.raises(ValueError):
+        study.flag_everyone_f1(1.5)
+    long = _long((0.50, 0.48, 0.52), (0.79, 0.77, 0.81), (0.6, 0.58, 0.62))
+    theirs = study.EARLIER_PROJECT.loc[("hist_gb", study.ORIGINAL), "f1"]
+    rate = theirs / (2 - theirs)  # the churn rate at which flagging everyone scores their F1
+    sig = study.snapshot_signal(long, _perm(0.4), rate)
+    assert sig.verdict == "none" and sig.covering_chance == ["random_forest"]
+    assert sig.stalled_f1_is_flag_everyone
+    assert "is exactly that" in R.snapshot_signal_text(sig, "logreg", 0.175)
+    other = study.snapshot_signal(long, _perm(0.4), 0.05)
+    assert not other.stalled_f1_is_flag_everyone
+    assert "is exactly that" not in R.snapshot_signal_text(other, "logreg", 0.175)
+
+
+def test_snapshot_signal_words_follow_the_verdict():
+    barely = _long((0.52, 0.503, 0.54), (0.79, 0.77, 0.81), (0.6, 0.58, 0.62))
+    sig = study.snapshot_signal(barely, _perm(0.3), 0.26)
+    assert sig.verdict == "trace"
+    nums = R.snapshot_signal_numbers(sig, "logreg")
+    assert nums["Snapshot alone: signal"] == f"a trace of no practical use (ROC-AUC < {study.TRACE_BELOW:g})"
+    assert nums["Snapshot alone: random_forest ROC-AUC"] == Interval(0.52, 0.503, 0.54).text(2)
+    assert nums["Snapshot alone: permutation test p"] == "0.30 (logreg)"
+    text = R.snapshot_signal_text(sig, "logreg", 0.175)
+    assert "At most a trace" in text and "above chance" in text and "17.5%" in text
+    some = study.snapshot_signal(barely, _perm(0.01), 0.26)
+    assert some.verdict == "some" and "carry some signal" in R.snapshot_signal_text(some, "logreg", 0.175)
+    below = study.snapshot_signal(_long((0.40, 0.35, 0.45), (0.79, 0.77, 0.81), (0.6, 0.58, 0.62)), _perm(0.9), .26)
+    assert "below chance" in R.snapshot_signal_text(below, "logreg", 0.175)
+    # a stricter trace threshold turns the same scores into "some"
+    assert study.snapshot_signal(barely, _perm(0.3), 0.26, trace_below=0.5).verdict == "some"
+
+
+def test_comparison_with_the_earlier_project_reads_their_figures():
+    theirs = study.EARLIER_PROJECT.loc[("random_forest", study.AUGMENTED)]
+    inside = study.compare_with_earlier(_long((0.5, 0.48, 0.52), (theirs["roc_auc"], theirs["roc_auc"] - 0.02,
+                                                                   theirs["roc_auc"] + 0.02),
+                                              (theirs["f1"] - 0.1, theirs["f1"] - 0.12, theirs["f1"] - 0.08)),
+                                        "random_forest")
+    assert inside.theirs_auc_inside and inside.theirs_f1_above
+    text = R.before_after_text(inside)
+    assert "inside our interval" in text and "above our interval" in text
+    assert f"{theirs['roc_auc']:.2f}" in text
+    outside = study.compare_with_earlier(_long((0.5, 0.48, 0.52), (0.60, 0.58, 0.62), (0.7, 0.6, 0.8)),
+                                         "random_forest")
+    assert not outside.theirs_auc_inside and not outside.theirs_f1_above
+    assert "outside our interval" in R.before_after_text(outside)
+    nums = R.before_after_numbers(outside)
+    assert nums["Earlier project (theirs): random forest"] == \
+        f"ROC-AUC {theirs['roc_auc']:.2f}, F1 {theirs['f1']:.2f}"
+    assert nums["With synthetic features: random_forest ROC-AUC"] == "0.60 (0.58–0.62)"
+    # a model they did not report: no comparison in the text
+    mine = study.compare_with_earlier(_long((0.5, 0.48, 0.52), (0.6, 0.58, 0.62), (0.7, 0.6, 0.8), "logreg"),
+                                      "logreg")
+    assert not mine.reported and "theirs" not in R.before_after_text(mine)
+    assert R.earlier_project_text("logreg") == "not reported"
+    with pytest.raises(ValueError):
+        study.compare_with_earlier(_long((0.5, 0.48, 0.52), (0.6, 0.58, 0.62), (0.7, 0.6, 0.8)), "hist_gb")
+
+
+def test_value_of_data_words_and_tables():
+    curve = pd.DataFrame([{"effect_size": d, "model": "random_forest", "metric": m, "value": v, "low": v - .02,
+                           "high": v + .02} for d, v in ((0.0, 0.5), (0.5, 0.7), (1.0, 0.85))
+                          for m in ("roc_auc", "f1", "pr_auc")])
+    text = R.value_of_data_text(curve)
+    assert "**0.50** at effect size 0" in text and "**0.85** at 1" in text and "following the dial" in text
+    theirs = study.EARLIER_PROJECT.loc[("random_forest", study.AUGMENTED), "roc_auc"]
+    assert f"the {theirs:.2f} is a property of the generator" in text
+    dip = curve.assign(value=np.where((curve["effect_size"] == 0.5), 0.4, curve["value"]))
+    assert "not rising steadily" in R.value_of_data_text(dip)
+    assert R.value_of_data_numbers(curve) == {"Value of data: ROC-AUC by effect size": "0: 0.50, 0.5: 0.70, 1: 0.85"}
+    shown = R.curve_table(curve)
+    assert list(shown.columns) == ["roc_auc", "f1", "pr_auc"] and shown.loc[0.5, "roc_auc"] == "0.700 (0.680–0.720)"
+
+
+def test_contrast_directions_sort_the_signals_by_their_intervals():
+    def row(f, source, auc, lo, hi, column="c"):
+        return {"feature": f, "source": source, "column": column, "n": 100, "auc": auc, "low": lo, "high": hi,
+                "cohens_d": 0.1}
+    drawn = [row(n, "drawn from the label", 0.7, 0.65, 0.75) for n in NAMES]
+    measured = [row("login_frequency_30d", "measured from events", 0.6, 0.55, 0.65),
+                row("customer_support_contact", "measured from events", 0.4, 0.35, 0.45),
+                row("app_crash_count_30d", "measured from events", 0.5, 0.45, 0.55),
+                row("payment_failure_count", "measured from events", np.nan, np.nan, np.nan, None)]
+    d = study.contrast_directions(pd.DataFrame(drawn + measured))
+    assert d.assumed == ["login_frequency_30d"] and d.reversed == ["customer_support_contact"]
+    assert d.unclear == ["app_crash_count_30d"] and d.n_measured == 3
+    assert d.no_equivalent == ["payment_failure_count", "promotional_email_click"]  # from EVENT_EQUIVALENTS
+    assert len(d.drawn_assumed) == 9 and d.n_drawn == 9
+    text = R.contrast_text(d)
+    assert "(1 of 3): `login_frequency_30d`" in text and "less active" in text
+    assert "**No event equivalent**: `payment_failure_count`, `promotional_email_click`." in text
+    assert R.contrast_numbers(d) == {"Event-derived signals separating churners": "1 of 3 as assumed, 1 reversed"}
+    fig = R.plot_feature_contrast(pd.DataFrame(drawn + measured))
+    assert "9 of 9" in fig.axes[0].get_title() and "1 of 3 do and 1 point the other way" in fig.axes[0].get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
