@@ -166,5 +166,7 @@ def bootstrap_sampler(groups: np.ndarray | None, n: int, rng: np.random.Generato
 
     def draw() -> np.ndarray:
         pick = rng.integers(0, len(uniques), size=len(uniques))
-        return np.concatenate([order[starts[g]:starts[g] + sizes[g]] for g in pick])
+        lens = sizes[pick]  # the picked users' rows, in pick order, built in one step
+        ends = np.cumsum(lens)
+        return order[np.repeat(starts[pick] - (ends - lens), lens) + np.arange(ends[-1])]
     return draw

@@ -5,9 +5,10 @@ Every candidate is one imbalanced-learn :class:`~imblearn.pipeline.Pipeline`:
 the whole pipeline inside each training fold, so imputation statistics, scaling and synthetic
 samples never see the rows they are scored on (resamplers act only during ``fit``).
 
-The training flow (:func:`churnlib.training.run_training`, used by ``05_models`` and
-``python -m churnlib train``; ``train_command``, ``run_training`` and ``TrainingResult`` are also
-importable from here):
+The training flow that uses these pieces lives in :mod:`churnlib.training`
+(:func:`~churnlib.training.run_training`, used by ``05_models`` and ``python -m churnlib train``);
+the paired comparison of imbalance strategies in :mod:`churnlib.imbalance`; display tables of
+candidates in :mod:`churnlib.model_report`:
 
 1. hold out a test part (a given split column, else a stratified, group-aware fraction);
 2. compare models x imbalance strategies with repeated CV on the training part
@@ -37,6 +38,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from churnlib import evaluation as ev
 from churnlib import thresholds as th
+from churnlib.features import KEY_COLUMNS
+from churnlib.load import load_snapshot
 
 __all__ = [
     "MODELS",
@@ -51,7 +54,6 @@ __all__ = [
     "negatives_per_positive",
     "resampling_leak_demo",
     "search_model",
-    "summary_table",
     "supports",
 ]
 
@@ -244,9 +246,6 @@ def load_training_table(path: str | os.PathLike, id_col: str, label_col: str) ->
     read as it is (a user may appear once per date); anything else goes through
     :func:`churnlib.load.load_snapshot` (validation, one row per user).
     """
-    from churnlib.features import KEY_COLUMNS
-    from churnlib.load import load_snapshot
-
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         import pyarrow.parquet as pq
@@ -313,6 +312,16 @@ class Candidate:
 
 
 def negatives_per_positive(y: np.ndarray) -> float:
+    """Negatives per positive in ``y`` (XGBoost's ``scale_pos_weight``); the positives count as at least 1.
+
+    Parameters
+    ----------
+    y : array of 0/1
+
+    Returns
+    -------
+    float
+    """
     y = np.asarray(y)
     return float((y == 0).sum() / max(1, (y == 1).sum()))
 
@@ -420,25 +429,6 @@ def comparison_table(candidates: Sequence[Candidate], where: str = "cv") -> pd.D
     return pd.DataFrame(rows, columns=["model", "strategy", "metric", "value", "low", "high"])
 
 
-def summary_table(candidates: Sequence[Candidate], where: str = "cv",
-                  metrics: Sequence[str] = ("roc_auc", "pr_auc", "f1", "precision", "recall", "brier")) -> pd.DataFrame:
-    """Wide display table: one row per candidate, ``value (low–high)`` per metric, plus the F1-optimal
-    out-of-fold threshold with its interval."""
-    rows = []
-    for c in candidates:
-        res = getattr(c, where)
-        row = {"model": c.model, "strategy": c.strategy}
-        if res is None:
-            row.update({m: (c.error or "n/a") for m in metrics})
-        else:
-            row.update({m: ev.format_interval(res.loc[m]) for m in metrics})
-        lo, hi = c.threshold_interval
-        row["threshold"] = (f"{c.threshold:.3f} ({lo:.3f}–{hi:.3f})" if np.isfinite(lo)
-                            else f"{c.threshold:.3f}" if np.isfinite(c.threshold) else "n/a")
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(["model", "strategy"])
-
-
 # --------------------------------------------------------------------------------------------
 # Bounded hyperparameter search
 # --------------------------------------------------------------------------------------------
@@ -519,12 +509,25 @@ def search_model(pipe, model: str, X: pd.DataFrame, y: np.ndarray, groups: np.nd
 # --------------------------------------------------------------------------------------------
 
 def resampling_leak_demo(X: pd.DataFrame, y: np.ndarray, model: str = "random_forest",
-                         strategy: str = "smote", n_splits: int = 3, seed: int = 0) -> pd.DataFrame:
+                         strategy: str = "smote", n_splits: int = 3, seed: int = 0, *,
+                         n_jobs: int = 1) -> pd.DataFrame:
     """Scores with resampling inside the training folds vs resampling the whole table first.
 
     The wrong way preprocesses and resamples all rows, then cross-validates on the result:
     synthetic minority rows interpolated from a test row's neighbours (or duplicates of it) sit in
     the training folds, and the test folds are balanced unlike real data, so the scores inflate.
+
+    Parameters
+    ----------
+    X, y
+        Training features and labels.
+    model, strategy : str
+        Registry names of the model and the resampler.
+    n_splits, seed : int
+        Stratified K-fold and the seed of folds, resampler and model.
+    n_jobs : int, default 1
+        Threads for fitting models that take them (a random forest fits the same trees with any
+        number; predictions are made single-threaded so that the sums are in the same order).
 
     Returns
     -------
@@ -537,11 +540,11 @@ def resampling_leak_demo(X: pd.DataFrame, y: np.ndarray, model: str = "random_fo
 
     y = np.asarray(y).astype(int)
     rows = {}
-    correct = make_pipeline(model, strategy, seed=seed)
+    correct = make_pipeline(model, strategy, seed=seed, n_jobs=n_jobs)
     leaky_prep = make_preprocessor()
     Xt = leaky_prep.fit_transform(X)
     Xr, yr = _sampler(strategy, seed).fit_resample(Xt, y)
-    bare = _estimator(model, False, 1.0, seed, 1)
+    bare = _estimator(model, False, 1.0, seed, n_jobs)
     for label, (data, labels, est) in {"inside folds (correct)": (X, y, correct),
                                        "before the split (leaky)": (Xr, yr, bare)}.items():
         scores = []
@@ -550,6 +553,9 @@ def resampling_leak_demo(X: pd.DataFrame, y: np.ndarray, model: str = "random_fo
             tr = data.iloc[train] if isinstance(data, pd.DataFrame) else data[train]
             te = data.iloc[test] if isinstance(data, pd.DataFrame) else data[test]
             fitted = clone(est).fit(tr, labels[train])
+            final = fitted.steps[-1][1] if hasattr(fitted, "steps") else fitted
+            if "n_jobs" in final.get_params():
+                final.set_params(n_jobs=1)
             p = fitted.predict_proba(te)[:, 1]
             scores.append([roc_auc_score(labels[test], p), average_precision_score(labels[test], p),
                            f1_score(labels[test], p >= 0.5), labels[test].mean()])

@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numba
 import numpy as np
@@ -47,7 +48,7 @@ import pyarrow.parquet as pq
 from churnlib.files import atomic_write
 from churnlib.schema import EVENT_COLUMNS, MS_PER_DAY, MS_PER_HOUR, PAGE_METHOD_STATUS
 
-__all__ = ["SimulatorConfig", "simulate_events", "write_event_log", "PAGES"]
+__all__ = ["SimulatorConfig", "event_chunks", "simulate_events", "write_event_log", "PAGES"]
 
 #: Page codes used inside the kernel (index into this tuple).
 PAGES: tuple[str, ...] = (
@@ -873,6 +874,32 @@ def _decode(table: pa.Table) -> pa.Table:
     """Dictionary columns -> plain strings (for pandas users and NDJSON)."""
     return pa.table([c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c
                      for c in table.columns], schema=_schema(False))
+
+
+def event_chunks(n_users: int = 2000, days: float = 60, seed: int = 7, *, start: str = "2018-10-01",
+                 config: SimulatorConfig | None = None, chunk_users: int = 2000, catalogue_seed: int | None = None,
+                 id_offset: int = 0, n_jobs: int = 1) -> Iterator[pa.Table]:
+    """The simulated log as Arrow tables, one per chunk of ``chunk_users`` users, in user order.
+
+    What :func:`write_event_log` writes (one parquet row group per chunk): strings are
+    dictionary-encoded, so a chunk is small; concatenated, the chunks are the whole log (``sessionId``
+    runs on across chunks). For work that can go user by user (e.g. per-user features of a log too
+    large to hold), without writing the whole log first.
+
+    Parameters
+    ----------
+    n_users, days, seed, start, config, catalogue_seed, id_offset, n_jobs
+        As in :func:`simulate_events`.
+    chunk_users : int, default 2000
+        Users per chunk.
+
+    Yields
+    ------
+    pyarrow.Table
+        Columns :data:`churnlib.schema.EVENT_COLUMNS` (string columns dictionary-encoded).
+    """
+    yield from _run(n_users, days, seed, start, config, chunk_users, catalogue_seed=catalogue_seed,
+                    id_offset=id_offset, n_jobs=n_jobs)
 
 
 def simulate_events(n_users: int = 2000, days: float = 60, seed: int = 7, *,

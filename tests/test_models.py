@@ -11,6 +11,8 @@ from sklearn.metrics import f1_score
 from churnlib import evaluation as ev
 from churnlib import models as M
 from churnlib import thresholds as th
+from churnlib import training as T
+from churnlib.model_report import summary_table
 
 
 def planted_table(n: int = 500, seed: int = 0, signal: float = 3.0, shuffle: bool = False) -> pd.DataFrame:
@@ -146,6 +148,9 @@ def test_resampling_before_the_split_inflates_scores(planted):
     right, leaky = demo.loc["inside folds (correct)"], demo.loc["before the split (leaky)"]
     assert leaky["roc_auc"] > right["roc_auc"] + 0.05
     assert leaky["test_churn_rate"] == pytest.approx(0.5, abs=0.02)
+    # threads fit the same forest: the demo's numbers do not depend on n_jobs
+    pd.testing.assert_frame_equal(M.resampling_leak_demo(X, y, model="random_forest", strategy="smote", seed=0,
+                                                         n_jobs=2), demo)
 
 
 # --- thresholds, bands, calibration ---------------------------------------------------------------
@@ -205,7 +210,7 @@ FAST = dict(models=("dummy", "logreg"), strategies=("none", "class_weight"), n_s
 def test_training_on_planted_signal_uses_the_split_and_detects_signal(planted, tmp_path):
     t = planted.assign(split=np.where(np.arange(len(planted)) % 5 == 0, "test", "train"),
                        days_active=planted["churned"] * 5 + np.random.default_rng(0).random(len(planted)))
-    r = M.run_training(t, "user_id", "churned", "split", **FAST)
+    r = T.run_training(t, "user_id", "churned", "split", **FAST)
     assert r.info["data"]["leakage_suspects_dropped"] == ["days_active"]  # a label proxy is left out
     assert r.info["data"]["rows_test"] == (t["split"] == "test").sum()
     assert r.chosen.model == "logreg" and 0 < r.threshold < 1
@@ -225,14 +230,14 @@ def test_training_on_planted_signal_uses_the_split_and_detects_signal(planted, t
 
 
 def test_training_on_shuffled_labels_says_no_signal(shuffled):
-    r = M.run_training(shuffled, "user_id", "churned", **FAST)
+    r = T.run_training(shuffled, "user_id", "churned", **FAST)
     assert not r.signal_detected
     assert r.holdout.loc["roc_auc", "low"] < 0.5 < r.holdout.loc["roc_auc", "high"]
     assert r.signal_statement().startswith("No detectable signal:")
 
 
 def test_cost_rule_sets_the_threshold(planted):
-    cheap_offers = M.run_training(planted, "user_id", "churned", cost_fn=20, cost_fp=1,
+    cheap_offers = T.run_training(planted, "user_id", "churned", cost_fn=20, cost_fp=1,
                                   **{**FAST, "models": ("logreg",), "strategies": ("none",), "search_budget": 0,
                                      "n_permutations": 1})
     assert cheap_offers.thresholds["rule"] == "cost"
@@ -246,7 +251,7 @@ def test_train_command_on_a_stacked_feature_table(planted, tmp_path):
                         ignore_index=True)
     path = tmp_path / "features.parquet"
     stacked.to_parquet(path)
-    r = M.train_command(path, "userId", "churned", out=tmp_path / "models", **FAST)
+    r = T.train_command(path, "userId", "churned", out=tmp_path / "models", **FAST)
     assert r.info["settings"]["group_aware"] and r.info["data"]["users_in_both_parts"] == 0
     assert "as_of" not in [f["name"] for f in r.feature_schema]
     assert {p.name for p in (tmp_path / "models").iterdir()} == {
@@ -271,9 +276,21 @@ def test_comparison_is_deterministic_for_a_seed(planted):
     assert not np.array_equal(runs[0][0].oof, runs[2][0].oof)  # the seed does drive folds and sampling
 
 
+def test_summary_table_writes_intervals_and_errors():
+    cv = pd.DataFrame({"value": [0.7123, 0.25], "low": [0.69, 0.2], "high": [0.735, 0.3]},
+                      index=pd.Index(["roc_auc", "pr_auc"], name="metric"))
+    ok = M.Candidate("logreg", "none", cv=cv, threshold=0.31, threshold_interval=(0.2, 0.4))
+    failed = M.Candidate("logreg", "adasyn", error="ValueError: no neighbours")
+    t = summary_table([ok, failed], metrics=("roc_auc", "pr_auc"))
+    assert t.loc[("logreg", "none"), "roc_auc"] == "0.712 (0.690–0.735)"
+    assert t.loc[("logreg", "none"), "threshold"] == "0.310 (0.200–0.400)"
+    assert t.loc[("logreg", "adasyn"), "pr_auc"] == "ValueError: no neighbours"
+    assert t.loc[("logreg", "adasyn"), "threshold"] == "n/a"
+
+
 def test_threshold_interval_brackets_the_threshold(planted):
     X, y, g = xy(planted)
     c = M.compare_models(X, y, g, models=("logreg",), strategies=("none",), n_bootstrap=100, seed=0)[0]
     lo, hi = c.threshold_interval
     assert 0 <= lo <= c.threshold <= hi <= 1 and hi - lo < 0.6
-    assert "–" in M.summary_table([c]).loc[("logreg", "none"), "threshold"]
+    assert "–" in summary_table([c]).loc[("logreg", "none"), "threshold"]

@@ -9,6 +9,9 @@ import pytest
 
 from churnlib import features
 from churnlib import validation as V
+from churnlib import validation_report as VR
+from churnlib.intervals import Interval
+from churnlib.rank_metrics import average_precision, f1_from_decisions, rank_auc
 from churnlib.load import data_fingerprint, load_snapshot
 
 FAST = dict(n_splits=3, n_repeats=1, n_bootstrap=50, seed=0)
@@ -179,7 +182,7 @@ def test_comparison_is_deterministic_and_checks_its_input():
     pd.testing.assert_frame_equal(a, b)
     with pytest.raises(KeyError, match="missing_col"):
         V.compare_feature_sets(X, y, None, {"x": ["missing_col"]}, **FAST)
-    assert "No detectable signal" not in V.ladder_statement(a)
+    assert "No detectable signal" not in VR.ladder_statement(a)
 
 
 def test_statement_says_no_signal_when_every_interval_covers_chance():
@@ -187,7 +190,7 @@ def test_statement_says_no_signal_when_every_interval_covers_chance():
     c = V.compare_feature_sets(X, y, None, {"noise": ["noise"], "+ more noise": ["noise", "noise2", "plan"]},
                                **FAST)
     assert (c["roc_auc_low"] <= 0.5).all()
-    assert V.ladder_statement(c).startswith("No detectable signal")
+    assert VR.ladder_statement(c).startswith("No detectable signal")
 
 
 # --- importance -----------------------------------------------------------------------------------
@@ -212,13 +215,13 @@ def test_batched_permutation_matches_the_definition():
 
     X, y = _frame(200, seed=13, shift=1.5)
     fitted = make_pipeline("logreg").fit(X[["signal", "noise"]].assign(noise=0.0), y)
-    drops = V._permutation_drops(fitted, X[["signal", "noise"]], y, 4, np.random.default_rng(0))
+    drops = V.permutation_drops(fitted, X[["signal", "noise"]], y, 4, np.random.default_rng(0))
     assert drops.shape == (2, 4) and (drops[0] > 0).all() and np.all(drops[1] == 0)  # noise constant in training
     rng = np.random.default_rng(1)
     for _ in range(20):
         p = rng.integers(0, 6, size=len(y)) / 5  # many ties
-        assert V._rank_auc(y, p[None, :])[0] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-        assert V._average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+        assert rank_auc(y, p[None, :])[0] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
 
 
 # --- selection and persistence --------------------------------------------------------------------
@@ -240,7 +243,7 @@ def test_selection_drops_leaks_duplicates_constants_and_keeps_the_rest():
     assert sel.reasons["signal"].startswith("kept: represents 1 feature")
     table = sel.table()
     assert (table["decision"] == "kept").sum() == 4 and len(table) == X.shape[1]
-    assert sel.summary().startswith("4 of 8 candidate features kept")
+    assert VR.selection_summary(sel).startswith("4 of 8 candidate features kept")
 
 
 def test_feature_set_round_trip(tmp_path):
@@ -291,7 +294,7 @@ def test_whole_flow_on_a_simulated_log_validates_only_the_training_part(simulate
     assert set(r.importance["feature"]) == set(r.univariate["feature"])
     path = V.save_feature_set(r.selection, id_col=id_col, label_col=label_col, source_path=source, output_dir=out)
     assert V.load_feature_set(out)["features"] == r.selection.features and path.exists()
-    assert set(r.key_numbers()) >= {"Chosen features", "Signal detected"}
+    assert set(VR.key_numbers(r)) >= {"Chosen features", "Signal detected"}
 
 
 @pytest.mark.real_data
@@ -319,6 +322,118 @@ def test_spotify_snapshot_has_no_signal_but_synthetic_features_do(spotify_snapsh
     assert list(r.comparison.index) == ["original columns", "+ synthetic features"]
     orig = r.comparison.loc["original columns"]
     assert orig["roc_auc_low"] < 0.5 < orig["roc_auc_high"]
-    assert not r.signal_detected and r.signal_statement().startswith("No detectable signal")
+    assert not r.signal_detected and VR.signal_statement(r).startswith("No detectable signal")
     assert r.comparison.loc["+ synthetic features", "verdict"] == "helps"
     assert not set(r.synthetic) & set(r.selection.features)  # drawn from the label: never chosen
+
+
+# --- the single bootstrap pass, the fast permutation path and the verdicts ------------------------
+
+def test_set_intervals_are_those_of_evaluate_predictions_on_the_same_predictions():
+    """One bootstrap pass scores every set; it must reproduce evaluation.evaluate_predictions exactly."""
+    from churnlib import evaluation as ev
+    from churnlib import thresholds as th
+    from churnlib.models import make_pipeline, negatives_per_positive
+
+    X, y = _frame(240, seed=21, shift=1.0)
+    groups = np.repeat(np.arange(120), 2)
+    cols = ["signal", "noise", "plan"]
+    c = V.compare_feature_sets(X, y, groups, {"all": cols}, **FAST)
+    splits = ev.cv_splits(y, groups, 3, 1, 0)
+    oof = ev.oof_predict(make_pipeline("logreg", "class_weight", pos_weight=negatives_per_positive(y)),
+                         X[cols], y, splits)
+    ref = ev.evaluate_predictions(y, oof, th.cross_fitted_decisions(y, oof, splits), groups, n_bootstrap=50, seed=0)
+    for m in ("roc_auc", "pr_auc", "f1"):
+        for col, suffix in (("value", ""), ("low", "_low"), ("high", "_high")):
+            assert c.loc["all", f"{m}{suffix}"] == pytest.approx(ref.loc[m, col], abs=1e-9), (m, col)
+
+
+def test_rank_metrics_equal_sklearn_with_ties():
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    rng = np.random.default_rng(22)
+    y = rng.integers(0, 2, 300)
+    P = rng.integers(0, 6, size=(4, 300)) / 5  # many ties
+    np.testing.assert_allclose(rank_auc(y, P), [roc_auc_score(y, p) for p in P], atol=1e-12)
+    assert average_precision(y, P[0]) == pytest.approx(average_precision_score(y, P[0]), abs=1e-12)
+    H = P >= 0.6
+    np.testing.assert_allclose(f1_from_decisions(y, H), [f1_score(y, h) for h in H], atol=1e-12)
+    assert f1_from_decisions(np.zeros(5), np.zeros((1, 5), bool))[0] == 0.0  # no positives, none flagged
+
+
+class _Opaque:
+    """A fitted model seen only through predict_proba: permutation_drops must take its general path."""
+
+    def __init__(self, fitted):
+        self.fitted = fitted
+
+    def predict_proba(self, X):
+        return self.fitted.predict_proba(X)
+
+
+@pytest.mark.parametrize("strategy", ["class_weight", "smote"])
+def test_fast_permutation_path_equals_shuffling_the_raw_frame(strategy):
+    """Preprocessing once and permuting the preprocessed columns gives the drops of shuffling raw rows:
+    numbers with missing values (imputed + missing flags) and a category with a rare level."""
+    from churnlib.models import make_pipeline
+
+    X, y = _frame(240, seed=23, shift=1.0)
+    rng = np.random.default_rng(23)
+    X.loc[rng.random(len(y)) < 0.15, "noise"] = np.nan
+    X.loc[:4, "plan"] = "rare"
+    X.loc[5:9, "plan"] = None
+    fitted = make_pipeline("logreg", strategy, seed=0).fit(X.iloc[:160], y[:160])
+    held, yh = X.iloc[160:], y[160:]
+    fast = V.permutation_drops(fitted, held, yh, 3, np.random.default_rng(5))
+    slow = V.permutation_drops(_Opaque(fitted), held, yh, 3, np.random.default_rng(5))
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+    assert fast[0].mean() > 0.05  # the signal column matters
+
+
+def _ladder(rows):
+    """A compare_feature_sets-shaped frame from (name, auc, low, high, delta_low, delta_high, verdict)."""
+    out = []
+    for name, auc, lo, hi, dlo, dhi in rows:
+        d = (dlo + dhi) / 2
+        verdict = "first" if not out else V.difference_verdict(Interval(d, dlo, dhi))
+        out.append({"set": name, "n_features": len(out) + 1, "roc_auc": auc, "roc_auc_low": lo, "roc_auc_high": hi,
+                    "pr_auc": auc / 3, "pr_auc_low": lo / 3, "pr_auc_high": hi / 3,
+                    "delta_roc_auc": d if out else np.nan, "delta_roc_auc_low": dlo if out else np.nan,
+                    "delta_roc_auc_high": dhi if out else np.nan, "gain_roc_auc": auc - rows[0][1],
+                    "gain_roc_auc_low": auc - rows[0][1] - 0.01, "gain_roc_auc_high": auc - rows[0][1] + 0.01,
+                    "folds_better": 2, "n_folds": 3, "verdict": verdict})
+    return pd.DataFrame(out).set_index("set")
+
+
+def test_difference_verdict_and_ladder_findings():
+    assert V.difference_verdict(Interval(0.02, 0.001, 0.04)) == "helps"
+    assert V.difference_verdict(Interval(-0.02, -0.04, -0.001)) == "hurts"
+    assert V.difference_verdict(Interval(0.02, -0.001, 0.04)) == "no clear change"
+    assert V.difference_verdict(Interval(0.02)) == "no clear change"  # no interval, no claim
+    c = _ladder([("a", 0.52, 0.45, 0.58, 0, 0), ("b", 0.60, 0.55, 0.66, 0.02, 0.1),
+                 ("c", 0.59, 0.54, 0.65, -0.03, 0.01)])
+    f = V.ladder_findings(c)
+    assert f.beats_chance and not f.first_beats_chance and f.best == "b"
+    assert f.helps == ["b"] and f.hurts == [] and f.total_gain_clear and f.total_gain.above(0)
+    text = VR.ladder_statement(c)
+    assert "b: ROC-AUC +0.060 (+0.020 to +0.100), better in 2 of 3 folds -- clearly helps" in text
+    assert "c vs a: ROC-AUC +0.070 (+0.060 to +0.080) -- a clear change" in text
+    chance = _ladder([("a", 0.52, 0.45, 0.58, 0, 0), ("b", 0.53, 0.48, 0.50, -0.01, 0.02)])
+    assert not V.ladder_findings(chance).beats_chance
+    assert VR.ladder_statement(chance).startswith("No detectable signal")
+
+
+def test_pruning_verdict_is_an_interval_below_zero():
+    first = ("all candidates (suspects out)", 0.8, 0.78, 0.82, 0, 0)
+    lost = _ladder([first, ("chosen set", 0.78, 0.76, 0.8, -0.03, -0.005)])
+    same = _ladder([first, ("chosen set", 0.8, 0.78, 0.82, -0.01, 0.01)])
+    assert V.pruning_cost(lost) and not V.pruning_cost(same)
+    assert VR.pruning_statement(lost).endswith("consider a higher redundancy threshold.")
+    assert VR.pruning_statement(same) == ("Chosen set vs all candidates: ROC-AUC +0.000 (-0.010 to +0.010) — "
+                                          "pruning lost nothing measurable.")
+
+
+def test_consistent_features_need_a_positive_drop_on_every_fold():
+    imp = pd.DataFrame({"feature": ["a", "b", "c"], "perm_importance": [0.1, 0.05, -0.01],
+                        "folds_positive": [1.0, 0.8, 1.0]})
+    assert V.consistent_features(imp) == ["a"]
