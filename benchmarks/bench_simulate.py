@@ -5,12 +5,14 @@
 2. Baseline in the same run: the throughput of merely writing an equally sized, already built
    table (the mid-size log read back into memory, plain string columns) to parquet. The ratio
    says how much of the cost is simulation versus writing.
-3. Full Sparkify scale: 22,278 users x 60 days in a child process, so its peak RSS
+3. Threads: the mid-size log again with ``--jobs`` simulation threads (``n_jobs``), against the
+   serial run of step 1 (the files must be byte for byte the same).
+4. Full Sparkify scale: 22,278 users x 60 days in a child process, so its peak RSS
    (``VmHWM``, falling back to ``ru_maxrss``) is its own. Targets: at least 500,000 events/s, at most 60 s, at most 4 GB.
 
 Usage::
 
-    python benchmarks/bench_simulate.py [--users 2000] [--full-users 22278] [--skip-full]
+    python benchmarks/bench_simulate.py [--users 2000] [--jobs 2] [--full-users 22278] [--skip-full]
 
 Prints figures and PASS/FAIL per target; always exits 0 (the figures are the result).
 """
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=2000, help="users in the mid-size run")
     ap.add_argument("--full-users", type=int, default=FULL_USERS, help="users at full scale")
     ap.add_argument("--chunk-users", type=int, default=2000)
+    ap.add_argument("--jobs", type=int, default=2, help="simulation threads in the threads run")
     ap.add_argument("--skip-full", action="store_true", help="skip the full-scale child run")
     args = ap.parse_args(argv)
 
@@ -93,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
               f"vs the {TARGET_EVENTS_PER_S:,} events/s target = "
               f"{mid['events_per_s'] / TARGET_EVENTS_PER_S:.2f}x  "
               f"{_verdict(mid['events_per_s'] >= TARGET_EVENTS_PER_S)}")
+
+        # threads: chunks of users simulated in parallel; the same bytes as the serial run
+        import hashlib
+
+        chunk = max(1, min(args.chunk_users, -(-args.users // args.jobs)))
+        serial = write_event_log(tmp / "serial.parquet", n_users=args.users, days=DAYS, seed=7, chunk_users=chunk)
+        par = write_event_log(tmp / "threads.parquet", n_users=args.users, days=DAYS, seed=7, chunk_users=chunk,
+                              n_jobs=args.jobs)
+        same = (hashlib.sha256((tmp / "serial.parquet").read_bytes()).digest()
+                == hashlib.sha256((tmp / "threads.parquet").read_bytes()).digest())
+        print(f"threads   : {args.jobs} threads, chunks of {chunk:,} users: {par['seconds']:.2f} s vs serial "
+              f"{serial['seconds']:.2f} s = {serial['seconds'] / par['seconds']:.2f}x; identical file: "
+              f"{_verdict(same)}")
 
         if args.skip_full:
             print("full scale: skipped (--skip-full)")

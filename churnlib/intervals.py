@@ -67,7 +67,7 @@ class Interval:
         s = s[np.isfinite(s)]
         if not len(s):
             return cls(value, float("nan"), float("nan"), level)
-        tail = (1 - level) / 2 * 100
+        tail = round((1 - level) / 2 * 100, 10)  # 2.5, not 2.5000000000000022
         low, high = np.percentile(s, [tail, 100 - tail])
         return cls(value, float(low), float(high), level)
 

@@ -1,4 +1,4 @@
-"""Drift monitoring and champion/challenger retraining (churnlib.monitoring)."""
+"""Drift statistics, monitoring decisions and their wording (churnlib.drift, .monitoring, .monitoring_report)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline as sk_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churnlib import drift as dr
+from churnlib import evaluation as ev
 from churnlib import monitoring as mo
+from churnlib import monitoring_report as mr
+from churnlib import scenarios as sc
+from churnlib import thresholds as th
 from churnlib.eda import Rate
+from churnlib.intervals import Interval
+from churnlib.model import ChurnModel
 
 
 # --------------------------------------------------------------------------------------------
@@ -21,8 +28,8 @@ from churnlib.eda import Rate
 
 def test_psi_is_zero_for_identical_samples_and_grows_with_the_shift():
     x = np.random.default_rng(0).normal(size=2000)
-    assert mo.psi(x, x) == pytest.approx(0.0, abs=1e-12)
-    values = [mo.psi(x, x + shift) for shift in (0.1, 0.3, 0.6, 1.2)]
+    assert dr.psi(x, x) == pytest.approx(0.0, abs=1e-12)
+    values = [dr.psi(x, x + shift) for shift in (0.1, 0.3, 0.6, 1.2)]
     assert all(v > 0 for v in values)
     assert values == sorted(values)
 
@@ -31,8 +38,8 @@ def test_psi_counts_missing_values_as_their_own_bin():
     x = pd.Series(np.random.default_rng(1).normal(size=1000))
     y = x.copy()
     y[:400] = np.nan  # same values, but 40% now missing
-    assert mo.psi(x, x) == pytest.approx(0.0, abs=1e-12)
-    assert mo.psi(x, y) > 0.25
+    assert dr.psi(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert dr.psi(x, y) > 0.25
 
 
 def test_categorical_psi_handles_unseen_and_many_categories():
@@ -40,21 +47,21 @@ def test_categorical_psi_handles_unseen_and_many_categories():
     ref = pd.Series(rng.choice(["a", "b", "c"], size=1000, p=[0.5, 0.3, 0.2]))
     same = pd.Series(rng.choice(["a", "b", "c"], size=1000, p=[0.5, 0.3, 0.2]))
     new = pd.Series(rng.choice(["a", "b", "c", "never_seen"], size=1000, p=[0.3, 0.2, 0.1, 0.4]))
-    assert np.isfinite(mo.psi(ref, new, categorical=True))
-    assert mo.psi(ref, new, categorical=True) > 0.25
-    assert mo.psi(ref, same, categorical=True) < 0.05
+    assert np.isfinite(dr.psi(ref, new, categorical=True))
+    assert dr.psi(ref, new, categorical=True) > 0.25
+    assert dr.psi(ref, same, categorical=True) < 0.05
     # 50 equally likely categories at 250 rows: rare ones are pooled, so the noise stays small
     states = [f"s{i}" for i in range(50)]
     a, b = pd.Series(rng.choice(states, 250)), pd.Series(rng.choice(states, 250))
-    assert mo.psi(a, b, categorical=True) < 0.25
+    assert dr.psi(a, b, categorical=True) < 0.25
 
 
 def test_ks_matches_scipy_and_ignores_missing_values():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=300), rng.normal(0.3, 1.2, size=200)
-    assert mo.ks(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic)
+    assert dr.ks(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic)
     a_nan = np.r_[a, [np.nan] * 20]
-    assert mo.ks(a_nan, b) == pytest.approx(stats.ks_2samp(a, b).statistic)
+    assert dr.ks(a_nan, b) == pytest.approx(stats.ks_2samp(a, b).statistic)
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,17 +85,17 @@ def _process(n: int, rng: np.random.Generator, shift: float = 0.0) -> pd.DataFra
 def test_drift_report_fires_on_a_planted_shift_and_names_the_feature():
     rng = np.random.default_rng(4)
     ref, cur = _process(300, rng), _process(300, rng, shift=1.0)
-    rep = mo.drift_report(ref, cur)
+    rep = dr.drift_report(ref, cur)
     assert rep.fired
     assert "normal_3" in set(rep.drifted["feature"])
     assert rep.table.loc[rep.table["feature"] == "normal_3", "reason"].item().startswith("PSI")
     assert rep.n_checked == ref.shape[1]
-    assert "normal_3" in rep.summary()
+    assert "normal_3" in mr.drift_summary(rep)
 
 
 def test_too_few_rows_are_not_judged():
     rng = np.random.default_rng(5)
-    rep = mo.drift_report(_process(30, rng), _process(30, rng, shift=3.0))
+    rep = dr.drift_report(_process(30, rng), _process(30, rng, shift=3.0))
     assert not rep.fired
     assert rep.n_checked == 0
 
@@ -98,19 +105,23 @@ def test_fresh_samples_of_the_same_process_mostly_stay_quiet():
     # if the monitor's false-alarm rate were 10% or more, seeing at most 10% alarms would be
     # unlikely; a few alarms are expected and allowed.
     rng = np.random.default_rng(6)
-    fired = [mo.drift_report(_process(250, rng), _process(250, rng)).fired for _ in range(60)]
+    fired = [dr.drift_report(_process(250, rng), _process(250, rng)).fired for _ in range(60)]
     rate = Rate(int(np.sum(fired)), len(fired))
     assert rate.value <= 0.10, str(rate)
 
 
 def test_false_alarm_rate_compares_disjoint_fresh_samples():
-    fa = mo.false_alarm_rate(2, n_users=80, n_users_reference=120, days=45, horizon_days=7, seed=11)
+    fa = sc.false_alarm_rate(2, n_users=80, n_users_reference=120, days=45, horizon_days=7, seed=11)
     assert fa.rate.total == 2 and len(fa.n_drifted) == 2
     rate, lo, hi = fa.as_list()
     assert 0 <= lo <= rate <= hi <= 1
     # each side holds at most its simulated users (some already cancelled before the date)
     assert all(0 < n <= 120 for n in fa.n_reference) and all(0 < n <= 80 for n in fa.n_current)
-    assert "pairs" in fa.statement()
+    assert "pairs" in mr.false_alarm_statement(fa)
+    # threads change nothing
+    again = sc.false_alarm_rate(2, n_users=80, n_users_reference=120, days=45, horizon_days=7, seed=11, n_jobs=2)
+    np.testing.assert_array_equal(fa.n_drifted, again.n_drifted)
+    assert (fa.n_reference, fa.n_current) == (again.n_reference, again.n_current)
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +132,7 @@ def test_simulate_window_matches_the_simulator_when_seeds_agree():
     from churnlib.simulate import simulate_events
 
     a = simulate_events(20, 10, 3)
-    b = mo.simulate_window(n_users=20, days=10, seed=3, catalogue_seed=3, start="2018-10-01")
+    b = sc.simulate_window(n_users=20, days=10, seed=3, catalogue_seed=3, start="2018-10-01")
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -129,17 +140,17 @@ def test_scenario_config_changes_only_the_named_knobs():
     from churnlib.simulate import SimulatorConfig
 
     base = SimulatorConfig()
-    assert mo.scenario_config("same_process", base) == base
-    ads = mo.scenario_config("more_adverts", base)
+    assert sc.scenario_config("same_process", base) == base
+    ads = sc.scenario_config("more_adverts", base)
     assert ads.advert_free > base.advert_free and ads.error == base.error
-    assert mo.scenario_config("error_spike", base).error > base.error
+    assert sc.scenario_config("error_spike", base).error > base.error
     with pytest.raises(ValueError, match="unknown scenario"):
-        mo.scenario_config("meteor_strike")
+        sc.scenario_config("meteor_strike")
 
 
 @pytest.fixture(scope="module")
 def reference_window() -> pd.DataFrame:
-    return mo.scenario_window("same_process", n_users=300, seed=7, catalogue_seed=7, start="2018-10-01",
+    return sc.scenario_window("same_process", n_users=300, seed=7, catalogue_seed=7, start="2018-10-01",
                               all_dates=False)
 
 
@@ -148,9 +159,9 @@ def reference_window() -> pd.DataFrame:
     ("error_spike", {"app_crash_count_30d", "error_per_song", "error_per_session_hour"}),
 ])
 def test_simulated_drift_is_detected_where_it_was_planted(reference_window, scenario, expected):
-    cur = mo.scenario_window(scenario, n_users=300, seed=8, all_dates=False)
-    rep = mo.drift_report(reference_window, cur)
-    assert expected & set(rep.drifted["feature"]), rep.summary()
+    cur = sc.scenario_window(scenario, n_users=300, seed=8, all_dates=False)
+    rep = dr.drift_report(reference_window, cur)
+    assert expected & set(rep.drifted["feature"]), mr.drift_summary(rep)
     # the planted change is among the largest shifts, not a side effect of noise elsewhere
     assert expected & set(rep.table["feature"].head(5))
 
@@ -167,8 +178,12 @@ def _labelled(n: int, rng: np.random.Generator,
     return X, y.to_numpy()
 
 
-def _fitted(X, y):
-    return sk_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+def _pipe():
+    return sk_pipeline(StandardScaler(), LogisticRegression())
+
+
+def _fitted(X, y, **kw) -> ChurnModel:
+    return ChurnModel.fit(_pipe(), X, y, **kw)
 
 
 def test_performance_check_and_recommendation_follow_the_model():
@@ -178,16 +193,52 @@ def test_performance_check_and_recommendation_follow_the_model():
     X_ref, y_ref = _labelled(400, rng)
     X_same, y_same = _labelled(400, rng)
     X_new, y_new = _labelled(400, rng, coef=(0.0, 2.0))  # churn now depends on another behaviour
-    quiet = mo.drift_report(X_ref, X_same)
+    quiet = dr.drift_report(X_ref, X_same)
     same = mo.performance_check(model, X_ref, y_ref, X_same, y_same, n_bootstrap=50)
     worse = mo.performance_check(model, X_ref, y_ref, X_new, y_new, n_bootstrap=50)
     assert list(same.columns[:3]) == ["reference", "reference_low", "reference_high"]
     assert worse.loc["roc_auc", "change"] < same.loc["roc_auc", "change"]
-    assert mo.retrain_recommendation(quiet, same).startswith("No action")
-    assert mo.retrain_recommendation(quiet, worse).startswith("Retrain")
-    shifted = mo.drift_report(X_ref, X_same.assign(x2=X_same["x2"] + 2))
-    assert mo.retrain_recommendation(shifted, same).startswith("Investigate")
-    assert mo.retrain_recommendation(shifted, None).startswith("Investigate")
+    assert mo.recommend(quiet, same).action == "no action"
+    assert mo.recommend(quiet, worse).action == "retrain" and mo.recommend(quiet, worse).degraded
+    shifted = dr.drift_report(X_ref, X_same.assign(x2=X_same["x2"] + 2))
+    assert mo.recommend(shifted, same).action == "investigate"
+    assert mo.recommend(shifted, None).action == "investigate" and not mo.recommend(shifted, None).measured
+    assert mr.retrain_recommendation(quiet, same).startswith("No action")
+    assert mr.retrain_recommendation(quiet, worse).startswith("Retrain")
+    assert mr.retrain_recommendation(shifted, same).startswith("Investigate, no retraining needed yet")
+    assert mr.retrain_recommendation(shifted, None).startswith("Investigate:")
+    # the threshold is the model's unless given
+    at_half = mo.performance_check(model, X_ref, y_ref, X_same, y_same, threshold=0.5, n_bootstrap=0)
+    own = mo.performance_check(model, X_ref, y_ref, X_same, y_same, n_bootstrap=0)
+    assert at_half.loc["roc_auc", "reference"] == own.loc["roc_auc", "reference"]
+    p = model.churn_probability(X_ref)
+    assert own.loc["recall", "reference"] == pytest.approx(ev.metric_values(y_ref, p, p >= model.threshold)["recall"])
+
+
+def _perf(ref: tuple[float, float, float], cur: tuple[float, float, float]) -> pd.DataFrame:
+    return pd.DataFrame([dict(zip(["reference", "reference_low", "reference_high", "current", "current_low",
+                                   "current_high"], [*ref, *cur]))], index=["roc_auc"])
+
+
+@pytest.mark.parametrize("current, drifted, action", [
+    ((0.70, 0.66, 0.74), False, "retrain"),       # reference 0.80 above the whole new interval
+    ((0.70, 0.66, 0.74), True, "retrain"),
+    ((0.76, 0.70, 0.81), False, "no action"),     # the interval still covers 0.80
+    ((0.76, 0.70, 0.81), True, "investigate"),
+    ((np.nan, np.nan, np.nan), True, "investigate"),  # no labels yet
+    ((np.nan, np.nan, np.nan), False, "no action"),
+])
+def test_recommendation_rule(current, drifted, action):
+    rng = np.random.default_rng(15)
+    ref = _process(300, rng)
+    rep = dr.drift_report(ref, _process(300, rng, shift=1.0 if drifted else 0.0), features=["normal_3"])
+    assert rep.fired == drifted
+    rec = mo.recommend(rep, _perf((0.80, 0.77, 0.83), current))
+    assert rec.action == action
+    text = mr.recommendation_text(rec)
+    assert text.lower().startswith(action if action != "no action" else "no action")
+    if rec.measured:
+        assert Interval(*current).text() in text  # the one interval text form
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,20 +253,16 @@ def test_a_clearly_better_challenger_replaces_the_champion(tmp_path):
     X_ho, y_ho = _labelled(400, rng, coef=(0.0, 2.5))
     res = mo.challenge(champion, X_tr, y_tr, X_ho, y_ho, n_bootstrap=50)
     assert res.decision == "replaced" and res.replaced
-    assert res.challenger[0] > res.champion[0]
-    assert res.difference[1] > 0
+    assert res.challenger.value > res.champion.value
+    assert res.difference.above(0)
     assert 0 <= res.challenger_threshold <= 1
     assert res.n_train == 500 and res.n_holdout == 400
     # a replacing challenger is saved as a verifiable artifact of its own
-    from churnlib.artifact import load_artifact
-
-    path = mo.save_challenger(res, tmp_path / "challenger", id_col="userId",
-                              feature_schema=[{"name": c, "kind": "numeric"} for c in X_tr.columns],
-                              metadata={"when": "2018-11-15"})
-    loaded = load_artifact(path.parent)
+    path = mo.save_challenger(res, tmp_path / "challenger", metadata={"when": "2018-11-15"})
+    loaded = ChurnModel.load(path.parent)
     assert loaded.threshold == pytest.approx(res.challenger_threshold)
-    assert loaded.manifest["challenge"]["decision"] == "replaced"
-    np.testing.assert_allclose(loaded.estimator.predict_proba(X_ho), res.challenger_model.predict_proba(X_ho))
+    assert loaded.info["challenge"]["decision"] == "replaced" and loaded.feature_names == ["x1", "x2"]
+    np.testing.assert_allclose(loaded.predict_proba(X_ho), res.challenger_model.predict_proba(X_ho))
 
 
 def test_a_worse_challenger_does_not_replace_and_both_scores_are_recorded(tmp_path):
@@ -226,27 +273,53 @@ def test_a_worse_challenger_does_not_replace_and_both_scores_are_recorded(tmp_pa
     X_ho, y_ho = _labelled(400, rng)
     res = mo.challenge(champion, X_tr, rng.permutation(y_tr), X_ho, y_ho, n_bootstrap=50)
     assert res.decision == "kept champion"
-    for triple in (res.champion, res.challenger):
-        value, low, high = triple
-        assert low <= value <= high
+    for iv in (res.champion, res.challenger):
+        assert iv.covers(iv.value)
     entry = res.record("2018-11-15", {"scenario": "test"})
-    assert entry["champion"] == list(res.champion) and entry["challenger"] == list(res.challenger)
+    assert entry["champion"] == list(res.champion.as_tuple()) and entry["challenger"] == list(res.challenger.as_tuple())
+    assert entry["difference"] == list(res.difference.as_tuple())
     # a tie on the point estimate does not replace under either rule
     tie = mo.challenge(champion, X_old, y_old, X_ho, y_ho, rule="point", n_bootstrap=50)
     assert tie.decision == "kept champion"
 
 
 def test_calibrated_champion_yields_a_calibrated_challenger():
-    from churnlib.thresholds import CalibratedModel
-
     rng = np.random.default_rng(10)
     X, y = _labelled(400, rng)
-    base = _fitted(X, y)
-    champion = CalibratedModel(base, "sigmoid", base.predict_proba(X)[:, 1], y)
+    champion = _fitted(X, y, calibration="sigmoid")
     X_ho, y_ho = _labelled(300, rng)
     res = mo.challenge(champion, X, y, X_ho, y_ho, n_bootstrap=50)
-    assert isinstance(res.challenger_model, CalibratedModel)
+    assert res.challenger_model.calibration == "sigmoid"
     assert res.info["calibration"] == "sigmoid"
+
+
+def test_the_challenger_is_the_champion_refitted_out_of_fold():
+    # what challenge fitted before ChurnModel existed: out-of-fold probabilities on cv_splits, the
+    # F1 threshold on them, the pipeline refitted on all rows
+    rng = np.random.default_rng(16)
+    X, y = _labelled(400, rng)
+    g = np.repeat(np.arange(200), 2).astype(str)
+    X_ho, y_ho = _labelled(300, rng)
+    res = mo.challenge(_fitted(X, y), X, y, X_ho, y_ho, groups_train=g, n_splits=3, seed=4, n_bootstrap=20)
+    oof = ev.oof_predict(_pipe(), X, y, ev.cv_splits(y, g, 3, 1, 4))[0]
+    assert res.challenger_threshold == pytest.approx(th.f1_threshold(y, oof))
+    np.testing.assert_allclose(res.challenger_model.churn_probability(X_ho),
+                               _pipe().fit(X, y).predict_proba(X_ho)[:, 1])
+    # a given challenger is judged as it is
+    again = mo.challenge(_fitted(X, y), X, y, X_ho, y_ho, challenger=res.challenger_model, seed=4, n_bootstrap=20)
+    assert again.challenger_model is res.challenger_model and again.challenger == res.challenger
+
+
+def test_challenge_window_holds_out_new_users_only():
+    rng = np.random.default_rng(17)
+    ref, new = _table(300, rng), _table(200, rng)
+    new["userId"] = "n" + new["userId"]
+    champion = _fitted(ref[["x1", "x2"]], ref["churned"])
+    res = mo.challenge_window(champion, ref, new, holdout_share=0.5, n_bootstrap=20, seed=1)
+    assert res.info["n_reference"] == 300 and res.info["n_new_train"] + res.n_holdout == 200
+    assert res.n_train == 300 + res.info["n_new_train"] and res.info["n_holdout_users"] == res.n_holdout
+    lines = mr.challenge_lines(res)
+    assert len(lines) == 3 and res.champion.text() in lines[1] and res.decision in lines[2]
 
 
 def test_decision_history_appends(tmp_path):
@@ -266,18 +339,19 @@ def test_summary_has_the_agreed_keys():
     X, y = _labelled(300, rng)
     model = _fitted(X, y)
     X2, y2 = _labelled(300, rng)
-    drift = mo.drift_report(X, X2.assign(x1=X2["x1"] + 2))
+    drift = dr.drift_report(X, X2.assign(x1=X2["x1"] + 2))
     perf = mo.performance_check(model, X, y, X2, y2, n_bootstrap=50)
     res = mo.challenge(model, X, y, X2, y2, n_bootstrap=50)
-    fa = mo.FalseAlarmResult(Rate(1, 10), np.array([1] + [0] * 9), pd.Series({"x1": 1}), [100] * 10, [100] * 10)
+    fa = sc.FalseAlarmResult(Rate(1, 10), np.array([1] + [0] * 9), pd.Series({"x1": 1}), [100] * 10, [100] * 10)
     summary = mo.monitoring_summary(reference="r", current="c", drift=drift, performance=perf,
-                                    recommendation=mo.retrain_recommendation(drift, perf), false_alarms=fa,
+                                    recommendation=mr.retrain_recommendation(drift, perf), false_alarms=fa,
                                     challenge_result=res, scenarios={"shift": drift})
     assert set(summary) == {"reference", "current", "drifted_features", "n_features_checked", "performance",
                             "recommendation", "false_alarm_rate", "n_false_alarm_samples", "challenger",
                             "scenarios"}
     assert summary["drifted_features"][0]["feature"] == "x1"
-    assert len(summary["performance"]["current"]["roc_auc"]) == 3
+    assert summary["performance"]["current"]["roc_auc"] == list(Interval.from_row(perf.loc["roc_auc"], "current").as_tuple())
+    assert summary["false_alarm_rate"] == fa.as_list() and summary["n_false_alarm_samples"] == 10
     assert summary["scenarios"] == {"shift": {"n_drifted": len(drift.drifted), "fired": True}}
     assert summary["challenger"]["decision"] in ("replaced", "kept champion")
     json.dumps(summary, allow_nan=False)
@@ -294,25 +368,37 @@ def test_load_champion_falls_back_to_a_small_deterministic_model(tmp_path):
     a, why = mo.load_champion(table, model_path=tmp_path / "none.joblib", seed=3)
     b, _ = mo.load_champion(table, model_path=tmp_path / "none.joblib", seed=3)
     assert "no model at" in why and "CI-sized" in why
-    assert a.feature_names == ["x1", "x2"] and 0 < a.threshold < 1
-    np.testing.assert_array_equal(a.estimator.predict_proba(table[["x1", "x2"]]),
-                                  b.estimator.predict_proba(table[["x1", "x2"]]))
+    assert a.feature_names == ["x1", "x2"] and 0 < a.threshold < 1 and a.calibration is None
+    np.testing.assert_array_equal(a.churn_probability(table), b.churn_probability(table))
     # a saved model that needs other columns (e.g. trained on a snapshot table) is not used
-    from churnlib.artifact import save_artifact
-
     other = _fitted(table[["x1", "x2"]].rename(columns={"x1": "age"}), table["churned"])
-    save_artifact(other, tmp_path / "churn_model.joblib", threshold=0.5,
-                  risk_bands={"medium_from": 0.25, "high_from": 0.5}, id_col="userId",
-                  feature_schema=[{"name": "age", "kind": "numeric"}, {"name": "x2", "kind": "numeric"}])
-    _, why = mo.load_champion(table, model_path=tmp_path / "churn_model.joblib", seed=3)
+    other.save(tmp_path / "other" / "churn_model.joblib")
+    _, why = mo.load_champion(table, model_path=tmp_path / "other" / "churn_model.joblib", seed=3)
     assert "lack" in why
+    # a usable saved model is the champion, described by its manifest
+    saved = _fitted(table[["x1", "x2"]], table["churned"], calibration="sigmoid",
+                    info={"model": {"model": "logreg", "strategy": "none"}})
+    saved.save(tmp_path / "models" / "churn_model.joblib")
+    champ, why = mo.load_champion(table, output_dir=tmp_path, seed=3)
+    assert why.startswith("the champion saved by 05_models") and "logreg / none, calibration sigmoid" in why
+    np.testing.assert_allclose(champ.churn_probability(table), saved.churn_probability(table))
+    # a tampered artifact is refused and replaced by the fallback
+    (tmp_path / "models" / "churn_model.joblib").write_bytes(b"not a model")
+    _, why = mo.load_champion(table, output_dir=tmp_path, seed=3)
+    assert "cannot be used" in why and "CI-sized" in why
 
 
 def test_reference_window_refuses_a_snapshot_table(spotify_snapshot, tmp_path):
-    ref = mo.reference_window(spotify_snapshot, n_users=40, days=30, seed=3, horizon_days=7, output_dir=tmp_path)
+    ref = sc.reference_window(spotify_snapshot, n_users=40, days=30, seed=3, horizon_days=7, output_dir=tmp_path)
     assert ref.simulated and ref.catalogue_seed == 3 and any("one-row-per-user" in n for n in ref.notes)
     assert {"userId", "as_of", "churned"} <= set(ref.table.columns)
     assert ref.latest["as_of"].nunique() == 1
+    # the simulated log's start and users, read without loading it, are what the loader finds
+    from churnlib.load import load_events
+
+    events = load_events(ref.log, strict=True).events
+    assert ref.n_users == events.loc[events["userId"] != "", "userId"].nunique()
+    assert ref.start == pd.Timestamp(events["ts"].min(), unit="ms", tz="UTC").floor("D")
 
 
 def test_stable_floats_removes_last_digit_noise_and_nothing_else():
@@ -320,7 +406,57 @@ def test_stable_floats_removes_last_digit_noise_and_nothing_else():
     x = rng.lognormal(3, 2, size=1000)
     table = pd.DataFrame({"hours": x, "count": np.arange(1000), "state": ["CA"] * 1000})
     noisy = table.assign(hours=x * (1 + 1e-13))
-    a, b = mo.stable_floats(table), mo.stable_floats(noisy)
+    a, b = dr.stable_floats(table), dr.stable_floats(noisy)
     assert (a["hours"] == b["hours"]).mean() > 0.99
     np.testing.assert_allclose(a["hours"], x, rtol=1e-6)
     assert a["count"].equals(table["count"]) and a["state"].equals(table["state"])
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios end to end, and their wording
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenario_run():
+    ref = sc.scenario_window("same_process", n_users=200, days=45, seed=7, catalogue_seed=7, start="2018-10-01",
+                             horizon_days=7)
+    champion = _fitted(ref[["n_sessions", "sessions_7d", "thumbs_down_per_song"]], ref["churned"])
+    run = mo.run_scenarios(dr.latest_rows(ref), champion, ["error_spike", "same_process"], current="error_spike",
+                           n_users=200, days=45, window_seed=8, catalogue_seed=7, start="2018-10-01",
+                           horizon_days=7, n_bootstrap=20, seed=3)
+    return run, champion
+
+
+def test_run_scenarios_measures_every_window_like_the_single_checks(scenario_run):
+    run, champion = scenario_run
+    assert list(run.results) == ["same_process", "error_spike"] and run.reported == ["same_process", "error_spike"]
+    assert run.current == "error_spike" and "error_spike" in run.fired
+    same, spike = run["same_process"], run["error_spike"]
+    assert spike.drift.table.loc[spike.drift.table["feature"] == "error_per_song", "drifted"].item()
+    # each scenario's performance is performance_check against the baseline window
+    expected = mo.performance_check(champion, same.window, same.window["churned"], spike.window,
+                                    spike.window["churned"], groups_ref=same.window["userId"],
+                                    groups_new=spike.window["userId"], n_bootstrap=20, seed=3)
+    pd.testing.assert_frame_equal(spike.performance, expected)
+    assert (same.performance["change"].fillna(0) == 0).all()
+    assert spike.recommendation == mo.recommend(spike.drift, spike.performance)
+    # same users in every scenario: the windows differ only by the planted change
+    assert set(same.window["userId"]) & set(spike.window["userId"])
+
+
+def test_scenario_tables_and_figures(scenario_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run, _ = scenario_run
+    table = mr.scenario_table(run)
+    assert list(table.index) == run.reported
+    roc = Interval.from_row(run["error_spike"].performance.loc["roc_auc"], "current")
+    assert table.loc["error_spike", "ROC-AUC (95% interval)"] == roc.text()
+    assert table.loc["error_spike", "recommendation"] in ("Retrain", "Investigate, no retraining needed yet")
+    overview = mr.scenario_overview(run)
+    assert overview.loc["error_spike", "fired"] and overview["features drifted"].ge(0).all()
+    perf = mr.performance_table(run["error_spike"].performance)
+    assert list(perf.index) == ["roc_auc", "pr_auc", "brier"] and perf.loc["roc_auc", "new window (95% interval)"] == roc.text()
+    assert "under the 'error_spike' scenario" in mr.window_description(run)
+    assert mr.plot_drift(run.reports).axes and mr.plot_performance(run["error_spike"].performance).axes

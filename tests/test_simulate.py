@@ -57,6 +57,49 @@ def test_written_file_is_identical_for_a_seed_and_independent_of_chunking(tmp_pa
                                   check_dtype=False)
 
 
+def _digest(df: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def test_default_output_is_unchanged_by_the_catalogue_and_thread_options(tmp_path):
+    # digest of simulate_events(120, 15, seed=5) as the simulator produced it before catalogue_seed,
+    # id_offset and n_jobs existed: the cached default log must not change
+    a = simulate_events(120, 15, seed=5)
+    assert _digest(a) == "73f9470fbfd10b36"
+    pd.testing.assert_frame_equal(a, simulate_events(120, 15, seed=5, catalogue_seed=5, id_offset=0))
+    # threads simulate chunks in parallel; the file is byte for byte the serial one
+    p1, p2 = tmp_path / "serial.parquet", tmp_path / "threads.parquet"
+    s1 = write_event_log(p1, 250, 20, seed=5, chunk_users=60)
+    s2 = write_event_log(p2, 250, 20, seed=5, chunk_users=60, n_jobs=3)
+    assert _sha(p1) == _sha(p2) and s1["sessions"] == s2["sessions"]
+    # sessions stay numbered 1, 2, ... over users in order across the parallel chunks
+    sid = pd.read_parquet(p2).groupby("userId", sort=False)["sessionId"].agg(["min", "max"])
+    assert sid["min"].min() == 1 and sid["max"].max() == s2["sessions"]
+
+
+def test_a_new_window_shares_the_reference_catalogue():
+    ref = simulate_events(300, 15, seed=7)
+    shared = simulate_events(120, 15, seed=8, catalogue_seed=7, start="2018-12-03", id_offset=10**7)
+    own = simulate_events(120, 15, seed=8, start="2018-12-03")
+    # what churnlib.monitoring drew before the simulator had catalogue_seed (same seed -> same events)
+    assert _digest(shared) == "0d1fa05fdabc6fcb"
+    users = shared.loc[shared["userId"] != "", "userId"].astype(int)
+    assert users.min() > 10**7 and users.max() <= 10**7 + 120
+
+    def songs(ev: pd.DataFrame) -> pd.DataFrame:
+        return ev[ev["song"].notna()].drop_duplicates("song")[["song", "length"]]
+
+    # the same catalogue: every title also played in the reference has the reference's length, and
+    # most titles are found there; a catalogue of its own shares some titles, never their lengths
+    same = songs(shared).merge(songs(ref), on="song")
+    assert (same["length_x"] == same["length_y"]).all() and len(same) > 0.5 * len(songs(shared))
+    other = songs(own).merge(songs(ref), on="song")
+    assert (other["length_x"] != other["length_y"]).mean() > 0.9
+    # the users are the same draws: a user's first-session traits (gender, level) do not depend on the catalogue
+    first = lambda ev: ev[ev["userId"] != ""].groupby("userId", sort=False)[["gender", "level"]].first()  # noqa: E731
+    np.testing.assert_array_equal(first(shared).to_numpy(), first(own).to_numpy())
+
+
 # --- schema and plausibility -----------------------------------------------------------------
 def test_columns_types_and_method_status(events):
     assert tuple(events.columns) == EVENT_COLUMNS
@@ -171,6 +214,8 @@ def test_bad_arguments():
         simulate_events(0, 10)
     with pytest.raises(ValueError):
         simulate_events(10, 0)
+    with pytest.raises(ValueError, match="id_offset"):
+        simulate_events(10, 5, id_offset=-1)
 
 
 # --- writer ----------------------------------------------------------------------------------
