@@ -80,6 +80,26 @@ def test_load_inputs_reads_what_the_notebooks_wrote(tmp_path: Path):
     assert inputs.monitoring is None and "could not be read" in inputs.missing["monitoring"]
 
 
+def test_products_made_by_another_model_are_left_out_with_the_reason(tmp_path: Path):
+    from churnlib import paths, pipeline
+
+    models = paths.models_dir(tmp_path)
+    (models / "metrics.json").write_text(json.dumps(_metrics()))
+    (models / "churn_model.manifest.json").write_text(json.dumps({"sha256": "a" * 64}))
+    risk = paths.processed_data_dir(tmp_path) / "risk_scores.parquet"
+    drivers = paths.processed_data_dir(tmp_path) / "drivers.csv"
+    same = pipeline.product_key("explanations", {"model": "a" * 64}, {})
+    other = pipeline.product_key("explanations", {"model": "b" * 64}, {})
+    pipeline.write_product(risk, _scores(), other)
+    pipeline.write_product(drivers, pd.DataFrame({"feature": ["a"], "mean_abs_shap": [0.1]}), same)
+    inputs = summary.load_inputs(tmp_path)
+    assert inputs.risk_scores is None and "made from another model" in inputs.missing["risk_scores"]
+    assert "06_explanations" in inputs.missing["risk_scores"]
+    assert inputs.drivers is not None and "drivers" not in inputs.missing  # made by the model in models/
+    pipeline.write_product(risk, _scores(), same)
+    assert len(summary.load_inputs(tmp_path).risk_scores) == 40
+
+
 # ---------------------------------------------------------------------------------------------
 # Signal first; no signal -> nothing presented as actionable
 # ---------------------------------------------------------------------------------------------
