@@ -16,9 +16,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 from churnlib import paths
+
+__all__ = ["build_parser", "main"]
+
+# Each sub-command imports its module when it runs, so `--help` or one command does not load what the
+# others need (scikit-learn, DuckDB, numba, Jupyter): imports inside functions on purpose, no cycles.
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
