@@ -16,7 +16,7 @@ candidates in :mod:`churnlib.model_report`:
 3. choose the best by cross-validated PR-AUC and tune it with a bounded random search;
 4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
 5. refit on the whole training part, score the holdout once, run the label-permutation test;
-6. :meth:`TrainingResult.save` writes the artifact (:mod:`churnlib.artifact`) and ``metrics.json``.
+6. :meth:`churnlib.training.TrainingResult.save` writes the model (:meth:`churnlib.model.ChurnModel.save`) and ``metrics.json``.
 """
 from __future__ import annotations
 

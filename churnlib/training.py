@@ -9,7 +9,7 @@ both produce the same ``metrics.json`` and artifact:
 3. choose the best by cross-validated PR-AUC and tune it with a bounded search;
 4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
 5. refit on the whole training part, score the holdout once, run the label-permutation test;
-6. :meth:`TrainingResult.save` writes the artifact (:mod:`churnlib.artifact`) and ``metrics.json``.
+6. :meth:`TrainingResult.save` writes the model (:meth:`churnlib.model.ChurnModel.save`) and ``metrics.json``.
 """
 from __future__ import annotations
 
