@@ -25,7 +25,8 @@ import joblib
 
 from churnlib.files import atomic_write, jsonable, sha256_file
 
-__all__ = ["Artifact", "ArtifactError", "FORMAT_VERSION", "library_versions", "read_artifact", "save_artifact"]
+__all__ = ["Artifact", "ArtifactError", "FORMAT_VERSION", "library_versions", "manifest_path", "read_artifact",
+           "save_artifact"]
 
 #: Bumped when the manifest layout or the pickled classes change incompatibly
 #: (2: the estimator is a pipeline or a churnlib.calibration.CalibratedClassifier).
@@ -56,7 +57,9 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def _manifest_path(path: Path) -> Path:
+def manifest_path(path: str | os.PathLike) -> Path:
+    """The manifest beside an artifact: ``<stem>.manifest.json`` for ``<stem>.joblib``."""
+    path = Path(path)
     return path.with_name(path.name.removesuffix(".joblib") + ".manifest.json")
 
 
@@ -103,7 +106,7 @@ def save_artifact(estimator, path: str | os.PathLike, *, threshold: float, risk_
         "id_col": id_col,
         **jsonable(metadata or {}),
     }
-    mpath = _manifest_path(path)
+    mpath = manifest_path(path)
     atomic_write(mpath, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2, allow_nan=False)))
     return mpath
 
@@ -159,7 +162,7 @@ def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Ar
         path = found[0]
     if path.name.endswith(".manifest.json"):
         path = path.with_name(path.name.removesuffix(".manifest.json") + ".joblib")
-    mpath = _manifest_path(path)
+    mpath = manifest_path(path)
     if not path.is_file():
         raise ArtifactError(f"model file not found: {path}")
     if not mpath.is_file():

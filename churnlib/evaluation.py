@@ -25,7 +25,7 @@ from sklearn.model_selection import (
     cross_val_score,
 )
 
-from churnlib.intervals import Interval, bootstrap_sampler, has_repeated_groups
+from churnlib.intervals import bootstrap_sampler, has_repeated_groups
 from churnlib.rank_metrics import average_precision, rank_auc
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "PermutationResult",
     "cv_splits",
     "evaluate_predictions",
-    "format_interval",
     "holdout_split",
     "metric_values",
     "oof_predict",
@@ -232,11 +231,6 @@ def evaluate_predictions(y: np.ndarray, proba: np.ndarray, hard: np.ndarray, gro
     else:
         low = high = np.full(len(METRICS), np.nan)
     return pd.DataFrame({"value": point, "low": low, "high": high}, index=pd.Index(METRICS, name="metric"))
-
-
-def format_interval(row: pd.Series, digits: int = 3) -> str:
-    """``"0.712 (0.690–0.735)"`` from a row with ``value``, ``low``, ``high`` (:meth:`Interval.text`)."""
-    return Interval.from_row(row).text(digits)
 
 
 # --------------------------------------------------------------------------------------------

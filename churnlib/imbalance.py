@@ -26,7 +26,7 @@ import pandas as pd
 from churnlib import evaluation as ev
 from churnlib.intervals import Interval, bootstrap_sampler
 from churnlib.models import STRATEGIES, Candidate, compare_models
-from churnlib.rank_metrics import average_precision, rank_auc
+from churnlib.rank_metrics import average_precision, mean_ranking_scores
 
 __all__ = [
     "PAIRED_METRICS",
@@ -49,9 +49,8 @@ def _scores(y: np.ndarray, P: np.ndarray, idx) -> np.ndarray:
     (the AUCs are NaN when ``idx`` holds one class only)."""
     yy, Q = y[idx], P[:, idx]
     brier = float(np.mean([np.mean((q - yy) ** 2) for q in Q]))
-    if len(np.unique(yy)) < 2:
-        return np.array([np.nan, np.nan, brier])
-    return np.array([np.mean([average_precision(yy, q) for q in Q]), rank_auc(yy, Q).mean(), brier])
+    roc, pr = mean_ranking_scores(yy, Q)
+    return np.array([pr, roc, brier])
 
 
 def gain_verdict(difference: Interval) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["average_precision", "f1_from_decisions", "rank_auc"]
+__all__ = ["average_precision", "f1_from_decisions", "mean_ranking_scores", "rank_auc"]
 
 
 def rank_auc(y: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -71,3 +71,14 @@ def f1_from_decisions(y: np.ndarray, H: np.ndarray) -> np.ndarray:
     fn = (~H & y).sum(axis=1).astype(float)
     denom = 2 * tp + fp + fn
     return np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+
+
+def mean_ranking_scores(y: np.ndarray, P: np.ndarray) -> tuple[float, float]:
+    """ROC-AUC and average precision of each row of ``P`` against ``y``, averaged over the rows (CV
+    repeats, as :func:`churnlib.evaluation.evaluate_predictions` averages them); NaN for both when
+    ``y`` holds one class only."""
+    y = np.asarray(y)
+    Q = np.atleast_2d(P)
+    if len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    return float(rank_auc(y, Q).mean()), float(np.mean([average_precision(y, q) for q in Q]))

@@ -26,6 +26,7 @@ import pandas as pd
 from churnlib import paths
 from churnlib.eda import Rate, churn_rate
 from churnlib.intervals import Interval
+from churnlib.artifact import manifest_path
 from churnlib.model import ARTIFACT_NAME
 from churnlib.pipeline import upstream_mismatch
 
@@ -109,7 +110,7 @@ class SummaryInputs:
 
 def model_sha256(output_dir: str | os.PathLike | None = None) -> str | None:
     """SHA-256 of the model in ``models/`` (from its manifest); None when there is none."""
-    manifest = paths.models_dir(output_dir) / ARTIFACT_NAME.replace(".joblib", ".manifest.json")
+    manifest = manifest_path(paths.models_dir(output_dir) / ARTIFACT_NAME)
     try:
         return json.loads(manifest.read_text()).get("sha256")
     except (OSError, ValueError):

@@ -45,7 +45,7 @@ from churnlib.files import atomic_write_text
 from churnlib.intervals import Interval, bootstrap_sampler
 from churnlib.load import data_fingerprint
 from churnlib.models import make_pipeline, negatives_per_positive
-from churnlib.rank_metrics import average_precision, f1_from_decisions, rank_auc
+from churnlib.rank_metrics import f1_from_decisions, mean_ranking_scores, rank_auc
 from churnlib.synthetic import add_synthetic_features
 from churnlib.training import split_table
 
@@ -193,10 +193,7 @@ def _scores(y: np.ndarray, P: np.ndarray, H: np.ndarray, idx) -> np.ndarray:
     the AUCs are NaN when ``idx`` holds one class only."""
     yy = y[idx]
     Q, D = P[:, idx], H[:, idx]
-    f1 = f1_from_decisions(yy, D).mean()
-    if len(np.unique(yy)) < 2:
-        return np.array([np.nan, np.nan, f1])
-    return np.array([rank_auc(yy, Q).mean(), np.mean([average_precision(yy, q) for q in Q]), f1])
+    return np.array([*mean_ranking_scores(yy, Q), f1_from_decisions(yy, D).mean()])
 
 
 def difference_verdict(difference: Interval) -> str:

@@ -26,3 +26,15 @@ def test_ranking_metrics_equal_scikit_learn_with_ties_and_bootstrap_replicates(s
 def test_one_class_gives_no_ranking_metric():
     got = ev.metric_values(np.zeros(10, int), np.linspace(0, 1, 10), np.zeros(10, bool))
     assert np.isnan(got["roc_auc"]) and np.isnan(got["pr_auc"])
+
+
+def test_mean_ranking_scores_average_the_repeats_and_say_nan_for_one_class():
+    from churnlib.rank_metrics import mean_ranking_scores
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(200) < 0.2).astype(int)
+    P = rng.random((3, 200))
+    roc, pr = mean_ranking_scores(y, P)
+    assert roc == pytest.approx(np.mean([roc_auc_score(y, q) for q in P]), abs=1e-12)
+    assert pr == pytest.approx(np.mean([average_precision_score(y, q) for q in P]), abs=1e-12)
+    assert all(np.isnan(mean_ranking_scores(np.zeros(5, int), P[:, :5])))
