@@ -7,6 +7,7 @@ simulate         write a simulated Sparkify event log (parquet or NDJSON .gz)
 fidelity         compare simulated logs with the real Sparkify mini log (KS per metric, page mix)
 features         build the (user, observation date) feature table from an event log
 train            compare models on a feature or snapshot table; write the artifact and metrics.json
+monitor          drift between two snapshot tables (reference, current)
 score            score users with a saved model (from a feature table or an event log)
 bench            run every benchmark in benchmarks/ and print figures and ratios
 strip-notebooks  clear outputs from notebooks before committing
@@ -14,28 +15,57 @@ strip-notebooks  clear outputs from notebooks before committing
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 from churnlib import paths
+from churnlib.outputs import check_output, quality_path
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DEBUG_ENV", "build_parser", "main"]
 
 # Each sub-command imports its module when it runs, so `--help` or one command does not load what the
 # others need (scikit-learn, DuckDB, numba, Jupyter): imports inside functions on purpose, no cycles.
+
+#: Set to ``1`` to let an error end in its full traceback (for a bug report).
+DEBUG_ENV = "CHURNLIB_DEBUG"
+
+# Argument names that hold a file the command reads or writes, named in an error that lacks one.
+_FILE_ARGS = ("events", "table", "model", "data", "real", "reference", "current", "config", "out")
+
+
+def _print_account(quality) -> None:
+    """Print a command's data-quality account (:meth:`churnlib.load.DataQuality.text`)."""
+    if quality is not None:
+        print(quality.text())
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from churnlib.report import run_report
 
     run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, split_col=args.split_col,
-               kernel=args.kernel)
+               current=args.current, kernel=args.kernel)
+    return 0
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from churnlib.monitoring import monitor_command
+    from churnlib.monitoring_report import command_text, recommendation_text
+
+    check_output(args.out, inputs=[args.reference, args.current], sidecar=False)
+    result = monitor_command(args.reference, args.current, args.out, model=args.model, id_col=args.id_col,
+                             label_col=args.label_col or None, strict=args.strict, wording=recommendation_text)
+    print(command_text(result))
+    print(f"wrote {args.out}")
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from churnlib.simulate import write_event_log
 
+    check_output(args.out, sidecar=False)
     stats = write_event_log(args.out, n_users=args.users, days=args.days, seed=args.seed, start=args.start)
     print(f"wrote {args.out}: {stats['events']:,} events, {stats['users']:,} users, {stats['churned']:,} cancelled, "
           f"{stats['seconds']:.1f} s ({stats['events_per_s']:,.0f} events/s)")
@@ -53,8 +83,10 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
 def _cmd_features(args: argparse.Namespace) -> int:
     from churnlib.features import features_command
 
-    table = features_command(args.events, args.as_of, args.horizon, args.out)
+    table = features_command(args.events, args.as_of, args.horizon, args.out, strict=args.strict)
+    _print_account(table.attrs.get("quality"))
     print(f"wrote {args.out}: {len(table):,} rows (user x date), {table['churned'].mean():.1%} positive")
+    print(f"wrote {quality_path(args.out)}: the data-quality account")
     return 0
 
 
@@ -63,6 +95,7 @@ def _csv_list(text: str | None) -> tuple[str, ...] | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from churnlib.model_report import leakage_sentence, summary_sentences
     from churnlib.training import train_command
 
     budget = {k: v for k, v in {
@@ -70,9 +103,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "n_splits": args.n_splits, "n_repeats": args.n_repeats, "search_budget": args.search_budget,
         "cost_fn": args.cost_fn, "cost_fp": args.cost_fp, "seed": args.seed,
     }.items() if v is not None}
-    result = train_command(args.table, args.id_col, args.label_col, args.split_col, args.out, **budget)
+    result = train_command(args.table, args.id_col, args.label_col, args.split_col, args.out, strict=args.strict,
+                           **budget)
+    _print_account(result.info.get("quality"))
     print(f"chosen: {result.chosen.model} + {result.chosen.strategy}: {result.reason}")
     print(f"threshold {result.threshold:.3f}; {result.signal_statement()}")
+    metrics = result.metrics()
+    for sentence in [*summary_sentences(metrics), leakage_sentence(metrics)]:
+        if sentence:
+            print(sentence)
     for kind, path in result.info.get("written", {}).items():
         print(f"wrote {kind}: {path}")
     return 0
@@ -81,9 +120,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from churnlib.scoring import score_command
 
+    model = Path(args.model)
+    check_output(args.out, inputs=[args.events, args.table, model if model.is_file() else None])
     scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col,
-                           reasons=args.reasons)
+                           reasons=args.reasons, strict=args.strict, allow_duplicates=args.allow_duplicates)
+    _print_account(scored.attrs.get("quality"))
     print(f"wrote {args.out}: {len(scored):,} users scored" + (" with their top three reasons" if args.reasons else ""))
+    if quality_path(args.out).is_file():
+        print(f"wrote {quality_path(args.out)}: the data-quality account")
     return 0
 
 
@@ -107,6 +151,12 @@ def _cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the input at its first defect (file, line, column) instead of repairing or "
+                        "dropping rows and counting them in the printed account")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``churnlib`` argument parser."""
     root = paths.project_root()
@@ -119,8 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", default="user_id", help="id column of a snapshot table")
     p.add_argument("--label-col", default="is_churned", help="label column of a snapshot table")
     p.add_argument("--split-col", default=None, help="column marking rows train/test")
+    p.add_argument("--current", default=None,
+                   help="snapshot data: a second table of the same users' columns, later, for monitoring")
     p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("monitor", help="drift (and performance) between two snapshot tables")
+    p.add_argument("--reference", required=True, help="table the model was trained on (CSV/parquet)")
+    p.add_argument("--current", required=True, help="newer table of the same columns")
+    p.add_argument("--model", default=None, help="artifact or its folder: adds score drift and performance")
+    p.add_argument("--id-col", default="user_id")
+    p.add_argument("--label-col", default="is_churned", help="label column ('' when the tables have none)")
+    p.add_argument("--out", default="monitoring.json")
+    _add_strict(p)
+    p.set_defaults(func=_cmd_monitor)
 
     p = sub.add_parser("simulate", help="write a simulated Sparkify event log")
     p.add_argument("--users", type=int, default=2000)
@@ -142,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", action="append", required=True, metavar="DATE",
                    help="observation date (repeat for several)")
     p.add_argument("--horizon", type=float, default=30, metavar="DAYS", help="label window after each date")
-    p.add_argument("--out", required=True, help="parquet file to write")
+    p.add_argument("--out", required=True, help="parquet file to write (its data-quality account goes beside it, "
+                                                "<out>.quality.json)")
+    _add_strict(p)
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train", help="model comparison, final artifact and metrics.json")
@@ -159,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-fn", type=float, default=None, help="cost of a missed churner")
     p.add_argument("--cost-fp", type=float, default=None, help="cost of a wasted retention offer")
     p.add_argument("--seed", type=int, default=None)
+    _add_strict(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("score", help="score users with a saved model")
@@ -171,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasons", action=argparse.BooleanOptionalAction, default=True,
                    help="reason_1..reason_3: each user's top three risk-raising features (SHAP; on by "
                         "default, --no-reasons for probabilities only, which is much faster)")
+    p.add_argument("--allow-duplicates", action="store_true",
+                   help="score a table whose ids repeat (counted in the account) instead of refusing it")
+    _add_strict(p)
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("bench", help="run the benchmarks")
@@ -183,17 +251,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code. Data and notebook errors print a one-line cause, no traceback."""
-    from churnlib.load import DataValidationError
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a library warning as one ``warning:`` line (some quote a whole traceback)."""
+    text = next((t.strip() for t in str(message).splitlines() if t.strip()), "")
+    print(f"warning: {text} ({category.__name__})", file=sys.stderr)
+
+
+def _files(args: argparse.Namespace) -> list[str]:
+    return [str(v) for k in _FILE_ARGS if (v := getattr(args, k, None)) not in (None, "")]
+
+
+def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
+    """Exit code and one-line message for an exception from a command (2: bad input, 1: internal)."""
     from churnlib.report import NotebookFailed
 
+    if isinstance(exc, NotebookFailed):
+        return 1, str(exc)  # names the notebook, the cell and the error, on purpose over several lines
+    code, message = _classify(exc, _files(args), getattr(args, "command", ""))
+    return code, " ".join(message.splitlines())
+
+
+def _classify(exc: BaseException, files: list[str], command: str) -> tuple[int, str]:
+    if isinstance(exc, EOFError):
+        return 2, f"a compressed input ends early (truncated, or still being written): {', '.join(files)} ({exc})"
+    if isinstance(exc, UnicodeDecodeError):
+        return 2, f"an input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})"
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, FileNotFoundError) and exc.filename):
+        name = exc.filename or ", ".join(files)
+        why = {IsADirectoryError: "is a folder where a file was expected",
+               NotADirectoryError: "part of the path is a file, not a folder",
+               FileExistsError: "already exists and is in the way (a file where a folder is needed?)",
+               PermissionError: "permission denied",
+               FileNotFoundError: "no such file or folder"}.get(type(exc), exc.strerror or type(exc).__name__)
+        return 2, f"{name}: {why}"
+    if isinstance(exc, (ValueError, KeyError, FileNotFoundError)):  # bad input: the message says what to fix
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, KeyError):
+            message = f"no column or key {message!r}"
+        if files and not any(f in message for f in files):
+            message += f" (files: {', '.join(files)})"
+        return 2, message
+    return 1, (f"internal error in `churnlib {command}` ({type(exc).__name__}: {exc}); "
+               f"please report it with the command you ran ({DEBUG_ENV}=1 shows the traceback)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. No traceback reaches the user.
+
+    Every error ends in one ``error:`` line on stderr naming the file concerned: exit code 2 for bad
+    input or an unusable output path (:class:`~churnlib.load.DataValidationError`,
+    :class:`~churnlib.outputs.OutputError`, a missing, unreadable or truncated file ...), 1 for a
+    failed notebook or an internal error (which asks to be reported). ``CHURNLIB_DEBUG=1`` in the
+    environment re-raises instead, with the traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except NotebookFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:  # bad input: the message says what to fix
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            if os.environ.get(DEBUG_ENV) != "1":
+                warnings.showwarning = _one_line_warning
+            return args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        code, message = _explain(exc, args)
+        print(f"error: {message}", file=sys.stderr)
+        return code

@@ -15,10 +15,12 @@ import seaborn as sns
 from scipy import stats
 
 from churnlib.labels import cancellation_labels
+from churnlib.load import DataQuality
 from churnlib.plotting import CLASS_PALETTE
 from churnlib.schema import LABEL_PAGES, MS_PER_DAY
 
-__all__ = ["Rate", "churn_rate", "churn_statement", "compare_groups", "daily_activity", "log_overview", "page_mix",
+__all__ = ["Rate", "churn_rate", "churn_statement", "compare_groups", "daily_activity", "data_quality_table",
+           "log_overview", "page_mix",
            "plot_category_churn", "plot_daily_activity", "plot_group_distributions", "plot_page_mix",
            "snapshot_overview", "strongest_correlation", "user_activity"]
 
@@ -63,6 +65,38 @@ def churn_statement(rate: Rate) -> str:
     if rate.count == rate.total:
         return f"**Every user churned** ({rate.total:,} of {rate.total:,}): there is no one to compare them with."
     return f"**{rate}** of users churned."
+
+
+def data_quality_table(quality: DataQuality, not_features: dict[str, str] | None = None) -> pd.DataFrame:
+    """The data-quality account as one table: kept, dropped, repaired, notes and non-feature columns.
+
+    Parameters
+    ----------
+    quality : DataQuality
+        The loader's account (``load_events(...).quality`` or ``load_snapshot(...).quality``).
+    not_features : dict of str to str, optional
+        ``SnapshotTable.not_features``: column -> why it must not become a feature.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``outcome`` (``kept``, ``dropped``, ``repaired``, ``not a feature``, ``note``),
+        ``reason``, ``rows`` (nullable integer; empty for notes and columns), ``share_of_read``
+        and ``first_at`` (where the reason first happened, e.g. ``"line 17, column 'age'"``).
+        Blank strings, numbers stored as text and label spellings appear as repairs under their
+        own reasons.
+    """
+    out = quality.table()
+    out["first_at"] = [quality.locations.get(r, "") if o != "kept" else "" for o, r in
+                       zip(out["outcome"], out["reason"])]
+    extra = [{"outcome": "not a feature", "reason": f"{col}: {why}", "first_at": ""}
+             for col, why in (not_features or {}).items()]
+    listed = {f"column {c!r} is not a feature: {w}" for c, w in (not_features or {}).items()}
+    extra += [{"outcome": "note", "reason": n, "first_at": ""} for n in quality.notes if n not in listed]
+    if extra:
+        out = pd.concat([out, pd.DataFrame(extra)], ignore_index=True)
+    out["rows"] = out["rows"].astype("Int64")
+    return out[["outcome", "reason", "rows", "share_of_read", "first_at"]]
 
 
 def log_overview(events: pd.DataFrame) -> pd.Series:

@@ -40,6 +40,7 @@ from churnlib.features import feature_dictionary
 __all__ = [
     "CONSTANT_MESSAGE",
     "Explanation",
+    "RiskPopulation",
     "describe_reason",
     "explain_model",
     "explainer_route",
@@ -47,6 +48,7 @@ __all__ = [
     "plot_beeswarm",
     "plot_dependence",
     "plot_importance",
+    "risk_population",
     "top_reasons",
 ]
 
@@ -592,3 +594,61 @@ def plot_dependence(expl: Explanation, feature: str):
                       else f"Some {name} categories carry more risk than others"))
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Who is scored: the users who are still customers
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RiskPopulation:
+    """The users a risk list ranks: those who are still customers.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Their rows.
+    n_left : int
+        Users left out because their label says they already left (snapshot tables; 0 for event logs,
+        whose latest observation date holds only users who had not cancelled by then).
+    text : str
+        Who they are, in plain words, ending with the sentence on the users left out.
+    """
+
+    frame: pd.DataFrame
+    n_left: int
+    text: str
+
+
+def risk_population(table: pd.DataFrame, label_col: str | None, *, date_col: str = "as_of") -> RiskPopulation:
+    """The users to score and list: the customers of today, never users who already left.
+
+    * A feature table of an event log (``date_col`` holds dates): the users at the latest observation
+      date -- active before it and not yet cancelled (their label is whether they cancel *later*).
+    * A snapshot table: the users whose label is 0. A label of 1 says the user has already left; no
+      retention action reaches them, so they are not listed (and the text says how many).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    label_col : str or None
+        The label column (None or absent: every row is a customer).
+    date_col : str, default "as_of"
+
+    Returns
+    -------
+    RiskPopulation
+    """
+    if date_col in table.columns and pd.api.types.is_datetime64_any_dtype(table[date_col]):
+        latest = table[date_col].max()
+        frame = table[table[date_col] == latest].reset_index(drop=True)
+        return RiskPopulation(frame, 0, f"the {len(frame):,} users at the latest observation date, {latest:%Y-%m-%d} "
+                                        "(users who had cancelled by then are not in it)")
+    if label_col is None or label_col not in table.columns:
+        return RiskPopulation(table.reset_index(drop=True), 0,
+                              f"every row of the table ({len(table):,} users; it has no label to tell who already left)")
+    left = pd.to_numeric(table[label_col], errors="coerce") == 1
+    frame = table[~left].reset_index(drop=True)
+    n_left = int(left.sum())
+    return RiskPopulation(frame, n_left, f"the {len(frame):,} users of the table who are still customers (label 0); "
+                                         f"{n_left:,} users whose label says they already left are not listed")

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from churnlib.eda import churn_rate
-from churnlib.files import atomic_write
-from churnlib.labels import observation_labels, to_epoch_ms
+from churnlib.files import atomic_write, write_json
+from churnlib.labels import check_horizon, check_observation_dates, observation_labels, to_epoch_ms
 from churnlib.load import load_events
+from churnlib.outputs import check_output, quality_path
 from churnlib.plotting import CLASS_PALETTE
 from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
@@ -505,8 +506,15 @@ def build_features(
 
 
 def features_command(events_path: str | os.PathLike, as_of: Sequence[str], horizon_days: float,
-                     out: str | os.PathLike) -> pd.DataFrame:
-    """``python -m churnlib features``: load, build, write parquet atomically, return the table.
+                     out: str | os.PathLike, *, strict: bool = False) -> pd.DataFrame:
+    """``python -m churnlib features``: check, load, build, write parquet atomically, return the table.
+
+    Before any work the output is checked (:func:`churnlib.outputs.check_output`: not the input, not a
+    folder, not under a file), and so are the horizon (:func:`churnlib.labels.check_horizon`: finite,
+    at least a day) and, once the log is read, the dates
+    (:func:`churnlib.labels.check_observation_dates`: inside the log, label window covered). A table
+    with no rows is refused rather than written. The data-quality account of the log is written
+    beside the table (:func:`churnlib.outputs.quality_path`: ``<out>.quality.json``).
 
     Parameters
     ----------
@@ -518,15 +526,42 @@ def features_command(events_path: str | os.PathLike, as_of: Sequence[str], horiz
         Label window in days.
     out : path-like
         Parquet file to write (written to a temporary file beside it, then renamed).
+    strict : bool, default False
+        Refuse the log at its first defect instead of repairing or dropping rows (and counting them).
 
     Returns
     -------
     pandas.DataFrame
-        The table written (see :func:`build_features`).
+        The table written (see :func:`build_features`); ``attrs["quality"]`` holds the log's
+        :class:`churnlib.load.DataQuality`.
+
+    Raises
+    ------
+    ValueError
+        A bad ``--as-of`` or horizon, an unusable output path (:class:`churnlib.outputs.OutputError`),
+        a table that would be empty; :class:`churnlib.load.DataValidationError` for a bad log.
     """
-    events = load_events(events_path).events
-    table = build_features(events, list(as_of), horizon_days=horizon_days)
+    horizon_days = check_horizon(horizon_days)
+    dates = []
+    for a in as_of:
+        try:
+            dates.append(to_epoch_ms(a))
+        except (TypeError, ValueError):
+            raise ValueError(f"as-of {a!r} is not a date; expected YYYY-MM-DD (UTC), e.g. 2018-11-01") from None
+    if not dates:
+        raise ValueError("at least one observation date (--as-of) is needed")
+    check_output(out, inputs=[events_path])
+    log = load_events(events_path, strict=strict)
+    ts = log.events["ts"]
+    first, last = (int(ts.min()), int(ts.max())) if len(ts) else (None, None)
+    check_observation_dates(sorted(set(dates)), horizon_days, first, last)
+    table = build_features(log.events, sorted(set(dates)), horizon_days=horizon_days)
+    if table.empty:
+        raise ValueError(f"no user is eligible at the given date(s) in {events_path}: every user with history "
+                         "before them had already cancelled; nothing written (choose earlier dates)")
     atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
+    write_json(quality_path(out), log.quality.to_dict())
+    table.attrs["quality"] = log.quality
     return table
 
 

@@ -17,14 +17,15 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_write", "atomic_write_text", "jsonable", "sha256_file", "write_json"]
+__all__ = ["atomic_write", "atomic_write_text", "jsonable", "new_file_mode", "sha256_file", "write_json"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it onto ``path``.
 
     The temporary file is removed when ``write`` fails, so ``path`` keeps its previous content.
-    The published file gets the usual permissions (0644; ``mkstemp`` creates it 0600).
+    The published file gets the permissions of any newly created file (``0666`` less the umask, so
+    0644 under the usual umask 022; ``mkstemp`` alone would leave it 0600), whatever ``write`` does.
 
     Returns
     -------
@@ -37,12 +38,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def new_file_mode() -> int:
+    """Permission bits of a newly created regular file: ``0o666`` less the process umask."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask both sets and returns)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -25,6 +25,8 @@ from churnlib.schema import CHURN_PAGE, LABEL_PAGES, MS_PER_DAY
 __all__ = [
     "LabelCensoredError",
     "cancellation_labels",
+    "check_horizon",
+    "check_observation_dates",
     "feature_events",
     "observation_labels",
     "to_epoch_ms",
@@ -219,9 +221,9 @@ def observation_labels(
         The log ends before the window (plus ``d``) is fully observed.
     """
     _require(events, ("userId", "ts", "page"), "observation_labels")
-    if not horizon_days > 0:
+    if not (horizon_days > 0 and np.isfinite(horizon_days)):
         raise ValueError(f"observation_labels: horizon_days must be > 0, got {horizon_days!r}")
-    if inactivity_days is not None and not inactivity_days > 0:
+    if inactivity_days is not None and not (inactivity_days > 0 and np.isfinite(inactivity_days)):
         raise ValueError(f"observation_labels: inactivity_days must be > 0, got {inactivity_days!r}")
     t = to_epoch_ms(as_of)
     h = int(round(horizon_days * MS_PER_DAY))
@@ -278,6 +280,91 @@ def observation_labels(
             "churn_reason": pd.Series(list(reason), dtype=object),
         }
     )
+
+
+def check_horizon(horizon_days: object, *, minimum_days: float = 1.0) -> float:
+    """A label window length a command can use, or a :class:`ValueError` saying why not.
+
+    Parameters
+    ----------
+    horizon_days : float
+        Window length in days (``--horizon``).
+    minimum_days : float, default 1
+        Shortest window accepted: a window under a day labels almost nobody (a zero-length window
+        labels nobody at all).
+
+    Returns
+    -------
+    float
+        ``horizon_days`` as a float.
+
+    Raises
+    ------
+    ValueError
+        Not a number, NaN, infinite, negative, zero or under ``minimum_days``; the message says what
+        is expected.
+    """
+    try:
+        h = float(horizon_days)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"horizon {horizon_days!r} is not a number of days") from None
+    if not np.isfinite(h):
+        raise ValueError(f"horizon {h} is not a finite number of days; give the label window in days, "
+                         f"e.g. 30")
+    if h <= 0:
+        raise ValueError(f"horizon {h:g} days is not positive; give the label window in days, e.g. 30")
+    if h < minimum_days:
+        raise ValueError(f"horizon {h:g} days is under {minimum_days:g} day(s): the label window "
+                         f"[as_of, as_of + horizon) would be (almost) empty, so (almost) nobody could "
+                         f"be labelled churned; give the window in days, e.g. 30")
+    return h
+
+
+def check_observation_dates(as_of_ms: list[int], horizon_days: float, first_ms: int | None,
+                            last_ms: int | None) -> None:
+    """Refuse observation dates that would give an empty or censored table, saying why.
+
+    Parameters
+    ----------
+    as_of_ms : list of int
+        Observation dates in epoch ms (:func:`to_epoch_ms`).
+    horizon_days : float
+        Label window in days.
+    first_ms, last_ms : int or None
+        The log's first and last event (epoch ms); ``None`` for an empty log.
+
+    Raises
+    ------
+    ValueError
+        The log is empty; a date at or before the log's first event (no user has history: the
+        table would have no rows); a date whose label window ``[as_of, as_of + horizon)`` runs past
+        the log's last event (labels censored: :class:`LabelCensoredError`). The message gives the
+        log's span and the range of usable dates.
+    """
+    if first_ms is None or last_ms is None:
+        raise ValueError("the event log has no events with a user and a time: nothing to build features from")
+    h = int(round(horizon_days * MS_PER_DAY))
+    span = f"the log runs from {_day(first_ms)} to {_day(last_ms)}"
+    usable = (f"usable dates with a {horizon_days:g}-day window: after {_day(first_ms)} and up to "
+              f"{_day(last_ms - h)}" if last_ms - h > first_ms else
+              f"the log is too short for a {horizon_days:g}-day window; use a shorter --horizon")
+    for t in as_of_ms:
+        if t <= first_ms:
+            raise ValueError(f"as-of {_day(t)} is not after the start of the log ({span}): no user has any "
+                             f"history before it, so the table would have no rows; {usable}")
+        if t + h > last_ms:
+            raise LabelCensoredError(
+                f"as-of {_day(t)} with a {horizon_days:g}-day horizon needs the log to reach "
+                f"{_day(t + h)}, but {span}: the labels would be censored (users who churn after the "
+                f"log ends would count as staying); {usable}")
+
+
+def _day(ms: int) -> str:
+    try:
+        ts = pd.Timestamp(ms, unit="ms", tz="UTC")
+    except (OverflowError, ValueError):  # outside pandas' range (years 1677-2262)
+        return f"epoch ms {ms}"
+    return ts.strftime("%Y-%m-%d") if ts == ts.floor("D") else ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _iso(ms: int | None) -> str:

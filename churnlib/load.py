@@ -22,9 +22,11 @@ defect                                  lenient outcome (reason counted in ``qua
 unparseable / truncated JSON line       dropped: ``"unparseable line"``
 line that is not UTF-8                  dropped: ``"non-UTF-8 line"``
 other unreadable line                   dropped: ``"unreadable line"``
-ts null / non-numeric / out of range    dropped: ``"bad timestamp"``
-ts < 1e11 (epoch seconds)               repaired x1000: ``"ts in seconds converted to ms"``
-ts as a numeric string                  repaired: ``"numeric ts string converted"``
+ts null / non-numeric / not finite      dropped: ``"bad timestamp"``
+ts outside the plausible window         dropped: ``"implausible timestamp"``
+ts in plausible epoch seconds           repaired x1000: ``"ts in seconds converted to ms"``
+numeric text in ts/length/status/...    repaired: ``"numeric text converted"``
+blank text in length/status/...         repaired (null): ``"blank value read as missing"``
 userId empty / null / absent            dropped (also strict): ``"logged-out/guest row ..."``
 userId number in a file with string ids repaired: ``"numeric userId cast to string"``
 userId of another type                  dropped: ``"bad userId"``
@@ -34,7 +36,8 @@ page not in KNOWN_PAGES / not text      dropped: ``"unknown page"``
 itemInSession null / not an integer     repaired: ``"itemInSession derived from order in session"``
 status / length / registration bad      repaired: ``"bad <col> set to null"``
 length < 0                              repaired: ``"negative length set to null"``
-registration < 1e11 (seconds)           repaired: ``"registration in seconds converted to ms"``
+registration in plausible seconds       repaired: ``"registration in seconds converted to ms"``
+registration outside the window         repaired: ``"implausible registration set to null"``
 auth / level outside the schema values  repaired: ``"unknown <col> set to null"``
 text column holding a number etc.       repaired: ``"non-text <col> cast to string"``
 exact duplicate of an earlier row       dropped: ``"exact duplicate row"`` (first one kept)
@@ -43,6 +46,14 @@ exact duplicate of an earlier row       dropped: ``"exact duplicate row"`` (firs
 Always errors (both modes): nonexistent path, unsupported extension, folder without data files,
 a file without rows, a file missing a required column (:data:`~churnlib.schema.REQUIRED_EVENT_COLUMNS`),
 an unreadable file (e.g. corrupt gzip or parquet), and no row left after cleaning.
+
+Timestamps. The plausible window is 2000-01-01T00:00Z to now + 1 day. A numeric ``ts`` (or a
+numeric string) is epoch milliseconds when it falls in that window; it is epoch *seconds* (and
+multiplied by 1000, counted) only when it falls in the same window read as seconds
+(946,684,800 to now/1000 + 86,400). Anything else -- ``0``, ``1e9`` milliseconds (1970),
+``1e13`` (year 2286), ISO dates before 2000 or in the future -- is implausible: dropped and
+counted in lenient mode, an error naming file, line and column in strict mode. ``registration``
+follows the same rule, but an implausible one is set to null (the event itself is kept).
 
 Supported conversions that are not defects: ISO-8601 ``ts`` strings (naive ones are UTC), a file
 whose ``userId`` values are all numbers (cast to string, noted in ``quality.notes``), float
@@ -62,6 +73,7 @@ import gzip
 import hashlib
 import html
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -88,6 +100,9 @@ __all__ = [
     "detect_kind",
     "load_events",
     "load_snapshot",
+    "not_feature_columns",
+    "load_table",
+    "MIN_PLAUSIBLE_MS",
 ]
 
 GUEST_REASON = "logged-out/guest row with empty userId"
@@ -104,9 +119,18 @@ _TEXT_COLS = tuple(
 )
 _NUM_TYPES = "('BIGINT','UBIGINT','DOUBLE','HUGEINT','UHUGEINT')"
 _EXCERPT = 80
-# Epoch-ms ts below this are taken as seconds (1e11 ms is 1973-03-03; 1e11 s is year 5138).
-_SECONDS_CUTOFF = 1e11
+_WS = "' \t\r\n'"  # SQL literal: the whitespace a blank value may hold
+#: Earliest plausible event time (2000-01-01T00:00Z, epoch ms); the latest is now + 1 day.
+MIN_PLAUSIBLE_MS = 946_684_800_000
 _MAX_MS = 1e14  # anything later is garbage, and would overflow BIGINT after x1000
+IMPLAUSIBLE_TS_REASON = "implausible timestamp"
+NUMERIC_TEXT_REASON = "numeric text converted"
+BLANK_VALUE_REASON = "blank value read as missing"
+
+
+def _plausible_window() -> tuple[int, int]:
+    """(earliest, latest) plausible event time in epoch ms: 2000-01-01 and now + 1 day."""
+    return MIN_PLAUSIBLE_MS, int(time.time() * 1000) + 86_400_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,6 +198,9 @@ class DataQuality:
         Reason -> kept rows that were changed (a row can be repaired for several reasons).
     notes : list of str
         Things worth knowing that are not row counts (ignored files, conversions applied).
+    locations : dict of str to str
+        Reason (a key of ``dropped`` or ``repaired``) -> the first place it happened, e.g.
+        ``"line 17"`` or ``"row 3, column 'length'"``.
     """
 
     source: str
@@ -183,6 +210,7 @@ class DataQuality:
     dropped: dict[str, int] = field(default_factory=dict)
     repaired: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    locations: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_kept + sum(self.dropped.values()):
@@ -190,6 +218,70 @@ class DataQuality:
                 f"row accounting broken for {self.source}: read {self.rows_read} != kept "
                 f"{self.rows_kept} + dropped {sum(self.dropped.values())}"
             )
+
+    def add_repair(self, reason: str, n: int, location: str | None = None) -> None:
+        """Count ``n`` more kept rows repaired for ``reason`` (later stages extend the account).
+
+        Parameters
+        ----------
+        reason : str
+            Plain words, e.g. ``"blank value read as missing"``.
+        n : int
+            Rows concerned; ``0`` adds nothing.
+        location : str or None
+            Where it first happened (kept if the reason already has one).
+        """
+        n = int(n)
+        if n <= 0:
+            return
+        self.repaired[reason] = self.repaired.get(reason, 0) + n
+        if location and reason not in self.locations:
+            self.locations[reason] = str(location)
+
+    def add_note(self, text: str) -> None:
+        """Add a note (something worth knowing that is not a row count), once.
+
+        Parameters
+        ----------
+        text : str
+            One plain sentence.
+        """
+        if text not in self.notes:
+            self.notes.append(str(text))
+
+    def to_dict(self) -> dict:
+        """The account as plain JSON-able data.
+
+        Returns
+        -------
+        dict
+            Keys ``source``, ``kind``, ``rows_read``, ``rows_kept``, ``dropped``, ``repaired``,
+            ``notes`` and ``locations``.
+        """
+        return {"source": self.source, "kind": self.kind, "rows_read": int(self.rows_read),
+                "rows_kept": int(self.rows_kept),
+                "dropped": {str(k): int(v) for k, v in self.dropped.items()},
+                "repaired": {str(k): int(v) for k, v in self.repaired.items()},
+                "notes": [str(n) for n in self.notes],
+                "locations": {str(k): str(v) for k, v in self.locations.items()}}
+
+    def text(self) -> str:
+        """The account in plain words, as a command-line user reads it.
+
+        Returns
+        -------
+        str
+            ``"read 1,204 rows from x.csv; kept 1,198"``, then one line per drop and repair
+            reason (largest first) with its count and first location, then the notes.
+        """
+        unit = "lines" if self.kind == "events" and not self.source.endswith((".parquet", ".pq")) else "rows"
+        out = [f"read {self.rows_read:,} {unit} from {self.source}; kept {self.rows_kept:,}"]
+        for verb, d in (("dropped", self.dropped), ("repaired", self.repaired)):
+            for reason, n in sorted(d.items(), key=lambda kv: (-kv[1], kv[0])):
+                where = self.locations.get(reason)
+                out.append(f"  {verb} {n:,}: {reason}" + (f" (first at {where})" if where else ""))
+        out += [f"  note: {n}" for n in self.notes]
+        return "\n".join(out)
 
     def table(self) -> pd.DataFrame:
         """The account as a table.
@@ -244,16 +336,20 @@ class SnapshotTable:
     ----------
     table : pandas.DataFrame
         The rows kept, in file order; ``id_col`` as str, ``label_col`` as int64 0/1.
-    id_col, label_col : str
-        Names of the id and label columns.
+    id_col, label_col : str or None
+        Names of the id and label columns (None when the table has none, see :func:`load_table`).
     quality : DataQuality
         What was dropped and repaired.
+    not_features : dict of str to str
+        Column -> why it must not become a feature (a unique text value per row, i.e. an id
+        other than ``id_col``; one value in every row).
     """
 
     table: pd.DataFrame
-    id_col: str
-    label_col: str
+    id_col: str | None
+    label_col: str | None
     quality: DataQuality
+    not_features: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +424,7 @@ def detect_kind(path: str | Path) -> str:
         Nonexistent path, unsupported extension, a folder without data files or with both kinds.
     """
     path = Path(path)
-    _check_exists(path)
+    _check_regular(path)
     if path.is_dir():
         files, _ = _folder_files(path)
         if not files:
@@ -365,7 +461,7 @@ def data_fingerprint(path: str | Path) -> str:
         Hex digest.
     """
     path = Path(path)
-    _check_exists(path)
+    _check_regular(path)
     h = hashlib.sha256()
     if path.is_file():
         _hash_file(h, path)
@@ -540,15 +636,26 @@ def _stage_parquet(con, idx: int, path: Path) -> int:
 def _repair_rules() -> list[tuple[str, str, str]]:
     rules = [
         ("ts in seconds converted to ms", "ts", "ts_sec"),
-        ("numeric ts string converted", "ts", "ts_numstr IS NOT NULL AND ts_iso IS NULL"),
+        (NUMERIC_TEXT_REASON, "ts", "ts_numstr IS NOT NULL AND ts_iso IS NULL"),
         ("numeric userId cast to string", "userId", f"k_userId IN {_NUM_TYPES} AND uid_mixed"),
         ("sessionId string cast to integer", "sessionId", "k_sessionId = 'VARCHAR'"),
         ("itemInSession derived from order in session", "itemInSession", "iis_raw IS NULL"),
-        ("bad status set to null", "status", "k_status NOT IN ('NULL') AND status_v IS NULL"),
+        (NUMERIC_TEXT_REASON, "itemInSession", "k_itemInSession = 'VARCHAR' AND iis_raw IS NOT NULL"),
+        (NUMERIC_TEXT_REASON, "status", "k_status = 'VARCHAR' AND status_v IS NOT NULL"),
+        (NUMERIC_TEXT_REASON, "length", "k_length = 'VARCHAR' AND len_raw IS NOT NULL"),
+        (NUMERIC_TEXT_REASON, "registration", "k_registration = 'VARCHAR' AND reg_numstr IS NOT NULL"),
+        (BLANK_VALUE_REASON, "status", f"k_status = 'VARCHAR' AND trim(s_status, {_WS}) = ''"),
+        (BLANK_VALUE_REASON, "length", f"k_length = 'VARCHAR' AND trim(s_length, {_WS}) = ''"),
+        (BLANK_VALUE_REASON, "registration", f"k_registration = 'VARCHAR' AND trim(s_registration, {_WS}) = ''"),
+        ("bad status set to null", "status",
+         f"k_status NOT IN ('NULL') AND status_v IS NULL AND NOT (k_status = 'VARCHAR' AND trim(s_status, {_WS}) = '')"),
         ("negative length set to null", "length", "len_raw < 0"),
-        ("bad length set to null", "length", "k_length NOT IN ('NULL') AND len_raw IS NULL"),
+        ("bad length set to null", "length",
+         f"k_length NOT IN ('NULL') AND len_raw IS NULL AND NOT (k_length = 'VARCHAR' AND trim(s_length, {_WS}) = '')"),
         ("registration in seconds converted to ms", "registration", "reg_sec"),
-        ("bad registration set to null", "registration", "k_registration NOT IN ('NULL') AND reg_raw IS NULL"),
+        ("implausible registration set to null", "registration", "reg_raw IS NOT NULL AND reg_ms IS NULL"),
+        ("bad registration set to null", "registration",
+         f"k_registration NOT IN ('NULL') AND reg_raw IS NULL AND NOT (k_registration = 'VARCHAR' AND trim(s_registration, {_WS}) = '')"),
         ("unknown auth set to null", "auth", f"auth_txt IS NOT NULL AND auth_txt NOT IN {_sql_set(AUTH_VALUES)}"),
         ("unknown level set to null", "level", f"level_txt IS NOT NULL AND level_txt NOT IN {_sql_set(LEVEL_VALUES)}"),
     ]
@@ -562,13 +669,21 @@ def _sql_set(values: Iterable[str]) -> str:
 
 _DROP_COLUMN = {
     "unparseable line": None, "non-UTF-8 line": None, "unreadable line": None,
-    "bad timestamp": "ts", "bad userId": "userId", "bad sessionId": "sessionId",
+    "bad timestamp": "ts", IMPLAUSIBLE_TS_REASON: "ts", "bad userId": "userId", "bad sessionId": "sessionId",
     "unknown page": "page", "exact duplicate row": None,
 }
 
 
+def _num_text(col: str) -> str:
+    """SQL: the finite number a VARCHAR value spells (trimmed), else NULL."""
+    v = f"TRY_CAST(trim(s_{col}, {_WS}) AS DOUBLE)"
+    return f"CASE WHEN k_{col} = 'VARCHAR' AND isfinite({v}) THEN {v} END"
+
+
 def _clean_sql() -> str:
     nums = _NUM_TYPES
+    lo_ms, hi_ms = _plausible_window()
+    lo_s, hi_s = lo_ms / 1000, hi_ms / 1000
     text_exprs = ",\n".join(
         f"CASE WHEN k_{c} IS NULL OR k_{c} = 'NULL' THEN NULL ELSE s_{c} END AS {c}_txt"
         for c in _TEXT_COLS)
@@ -591,41 +706,55 @@ def _clean_sql() -> str:
                       THEN CAST(trim(s_sessionId) AS BIGINT)
             END AS sid,
             CASE WHEN k_page = 'VARCHAR' AND s_page IN {_sql_set(KNOWN_PAGES)} THEN s_page END AS page_ok,
-            CASE WHEN k_itemInSession IN {nums} AND n_itemInSession = round(n_itemInSession)
-                      AND n_itemInSession >= 0 AND n_itemInSession < 9e18
-                      THEN CAST(n_itemInSession AS BIGINT) END AS iis_raw,
-            CASE WHEN k_status IN {nums} AND n_status = round(n_status) AND abs(n_status) < 2e9
-                      THEN CAST(n_status AS BIGINT) END AS status_v,
-            CASE WHEN k_length IN {nums} AND isfinite(n_length) THEN n_length END AS len_raw,
-            CASE WHEN k_registration IN {nums} AND isfinite(n_registration)
-                      AND n_registration >= 0 AND n_registration < {_MAX_MS} THEN n_registration
-                 WHEN k_registration = 'TIMESTAMP' THEN n_registration
-                 WHEN k_registration = 'VARCHAR'
-                      THEN CAST(epoch_ms(TRY_CAST(s_registration AS TIMESTAMPTZ)) AS DOUBLE)
-            END AS reg_raw,
+            coalesce(n_itemInSession, {_num_text("itemInSession")}) AS iis_num,
+            coalesce(n_status, {_num_text("status")}) AS status_num,
+            {_num_text("registration")} AS reg_numstr,
+            CASE WHEN k_length IN {nums} AND isfinite(n_length) THEN n_length
+                 ELSE {_num_text("length")} END AS len_raw,
             {text_exprs}
         FROM stg_all JOIN mix USING (file_idx)),
-    b AS (
+    a2 AS (
         SELECT a.*,
+            CASE WHEN (k_itemInSession IN {nums} OR k_itemInSession = 'VARCHAR')
+                      AND iis_num = round(iis_num) AND iis_num >= 0 AND iis_num < 9e18
+                      THEN CAST(iis_num AS BIGINT) END AS iis_raw,
+            CASE WHEN (k_status IN {nums} OR k_status = 'VARCHAR')
+                      AND status_num = round(status_num) AND abs(status_num) < 2e9
+                      THEN CAST(status_num AS BIGINT) END AS status_v,
+            CASE WHEN k_registration IN {nums} AND isfinite(n_registration) THEN n_registration
+                 WHEN k_registration = 'TIMESTAMP' THEN n_registration
+                 WHEN reg_numstr IS NOT NULL THEN reg_numstr
+                 WHEN k_registration = 'VARCHAR'
+                      THEN CAST(epoch_ms(TRY_CAST(s_registration AS TIMESTAMPTZ)) AS DOUBLE)
+            END AS reg_raw
+        FROM a),
+    b AS (
+        SELECT a2.*,
             CASE WHEN k_ts IN {nums} OR k_ts = 'TIMESTAMP' THEN n_ts
                  WHEN ts_iso IS NOT NULL THEN CAST(ts_iso AS DOUBLE)
                  ELSE ts_numstr END AS ts_raw,
             coalesce(k_ts IN {nums} OR (k_ts = 'VARCHAR' AND ts_iso IS NULL), false) AS ts_may_be_sec,
-            reg_raw IS NOT NULL AND k_registration IN {nums} AND reg_raw < {_SECONDS_CUTOFF} AS reg_sec
-        FROM a),
+            coalesce(reg_raw >= {lo_s} AND reg_raw <= {hi_s}
+                     AND (k_registration IN {nums} OR reg_numstr IS NOT NULL), false) AS reg_sec
+        FROM a2),
     c AS (
         SELECT b.*,
-            ts_may_be_sec AND ts_raw >= 0 AND ts_raw < {_SECONDS_CUTOFF} AS ts_sec,
-            CASE WHEN ts_raw IS NULL OR NOT isfinite(ts_raw) OR ts_raw < 0 OR ts_raw >= {_MAX_MS}
-                 THEN NULL
-                 WHEN ts_may_be_sec AND ts_raw < {_SECONDS_CUTOFF} THEN CAST(round(ts_raw * 1000) AS BIGINT)
-                 ELSE CAST(round(ts_raw) AS BIGINT) END AS ts_v
+            ts_may_be_sec AND ts_raw >= {lo_s} AND ts_raw <= {hi_s} AS ts_sec,
+            ts_raw IS NOT NULL AND isfinite(ts_raw) AS ts_finite,
+            CASE WHEN ts_raw IS NULL OR NOT isfinite(ts_raw) THEN NULL
+                 WHEN ts_may_be_sec AND ts_raw >= {lo_s} AND ts_raw <= {hi_s}
+                      THEN CAST(round(ts_raw * 1000) AS BIGINT)
+                 WHEN ts_raw >= {lo_ms} AND ts_raw <= {hi_ms} THEN CAST(round(ts_raw) AS BIGINT)
+            END AS ts_v,
+            CASE WHEN reg_sec THEN round(reg_raw * 1000)
+                 WHEN reg_raw >= {lo_ms} AND reg_raw <= {hi_ms} THEN round(reg_raw) END AS reg_ms
         FROM b)
     SELECT file_idx, ord, excerpt,
         CASE WHEN problem IS NOT NULL THEN problem
              WHEN k_userId IS NULL OR k_userId = 'NULL'
                   OR (k_userId = 'VARCHAR' AND trim(s_userId) = '') THEN '{GUEST_REASON}'
              WHEN uid IS NULL THEN 'bad userId'
+             WHEN ts_v IS NULL AND ts_finite THEN '{IMPLAUSIBLE_TS_REASON}'
              WHEN ts_v IS NULL THEN 'bad timestamp'
              WHEN sid IS NULL THEN 'bad sessionId'
              WHEN page_ok IS NULL THEN 'unknown page'
@@ -638,7 +767,7 @@ def _clean_sql() -> str:
         iis_raw AS itemInSession,
         location_txt AS location, userAgent_txt AS userAgent, firstName_txt AS firstName,
         lastName_txt AS lastName,
-        CAST(round(CASE WHEN reg_sec THEN reg_raw * 1000 ELSE reg_raw END) AS BIGINT) AS registration,
+        CAST(reg_ms AS BIGINT) AS registration,
         gender_txt AS gender, artist_txt AS artist, song_txt AS song,
         CASE WHEN len_raw >= 0 THEN len_raw END AS length,
         {flags}
@@ -648,7 +777,7 @@ def _clean_sql() -> str:
 
 
 def _event_files(path: Path) -> tuple[list[Path], list[str]]:
-    _check_exists(path)
+    _check_regular(path)
     notes: list[str] = []
     if path.is_dir():
         files, ignored = _folder_files(path)
@@ -773,12 +902,37 @@ def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict:
         _raise_first_defect(con, files, rules)
 
     rows_read = con.execute("SELECT count(*) FROM cl").fetchone()[0]
-    dropped = dict(con.execute(
-        "SELECT drop_reason, count(*) FROM cl WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-    ).fetchall())
-    sums = ", ".join(f"count(*) FILTER (WHERE r{i})" for i in range(len(rules)))
+    locations: dict[str, str] = {}
+    dropped = {}
+    for reason, n, first in con.execute(
+            "SELECT drop_reason, count(*), min({'f': file_idx, 'o': ord}) FROM cl "
+            "WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall():
+        dropped[reason] = n
+        locations[reason] = _event_where(path, files, first["f"], first["o"], _DROP_COLUMN.get(reason))
+    # A reason can have several rules (one per column): rows count once per reason.
+    reasons = list(dict.fromkeys(r for r, _, _ in rules))
+    by_reason = {r: [i for i, rule in enumerate(rules) if rule[0] == r] for r in reasons}
+    sums = ", ".join(f"count(*) FILTER (WHERE {' OR '.join(f'r{i}' for i in by_reason[r])})"
+                     for r in reasons)
     counts = con.execute(f"SELECT {sums} FROM cl WHERE drop_reason IS NULL").fetchone()
-    repaired = {rules[i][0]: int(n) for i, n in enumerate(counts) if n}
+    repaired = {r: int(n) for r, n in zip(reasons, counts) if n}
+    if repaired:
+        found = [i for r in repaired for i in by_reason[r]]
+        firsts = con.execute("SELECT " + ", ".join(
+            f"min({{'f': file_idx, 'o': ord}}) FILTER (WHERE r{i})" for i in found)
+            + " FROM cl WHERE drop_reason IS NULL").fetchone()
+        for r in repaired:
+            cands = [(first["f"], first["o"], rules[i][1]) for i, first in zip(found, firsts)
+                     if rules[i][0] == r and first is not None]
+            f_idx, ord_, column = min(cands)
+            locations[r] = _event_where(path, files, f_idx, ord_, column)
+    for r, verb in ((NUMERIC_TEXT_REASON, "numbers stored as text: read as numbers"),
+                    (BLANK_VALUE_REASON, "blank text: read as missing")):
+        if r in repaired:
+            idx = by_reason[r]
+            per_col = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE r{i})" for i in idx)
+                                  + " FROM cl WHERE drop_reason IS NULL").fetchone()
+            notes += [f"column {rules[i][1]!r} held {n:,} {verb}" for i, n in zip(idx, per_col) if n]
     numeric_ids = con.execute("SELECT coalesce(sum(n_num), 0) FROM mix WHERE n_str = 0").fetchone()[0]
     if numeric_ids:
         notes.append(f"{numeric_ids} numeric userId value(s) in file(s) with only numeric ids "
@@ -804,11 +958,18 @@ def _finish_events(con, path: Path, files: list[Path], notes: list[str], strict:
     rows_kept = len(events)
     quality = DataQuality(source=str(path), kind="events", rows_read=int(rows_read),
                           rows_kept=rows_kept, dropped={k: int(v) for k, v in dropped.items()},
-                          repaired=repaired, notes=notes)
+                          repaired=repaired, notes=notes, locations=locations)
     if rows_kept == 0:
         raise DataValidationError(
             f"no usable rows: all {rows_read} rows read were dropped ({quality.dropped})", file=path)
     return EventLog(events=_event_dtypes(events), quality=quality, page_counts_read=page_counts_read)
+
+
+def _event_where(path: Path, files: list[Path], file_idx: int, ord_: int, column: str | None) -> str:
+    """'line 17, column 'ts'' (or 'row 3' for parquet), prefixed by the file inside a folder."""
+    f = files[file_idx]
+    where = _where("row" if _suffix_kind(f) == "parquet" else "line", ord_, column)
+    return f"{f.relative_to(path).as_posix()}, {where}" if path.is_dir() else where
 
 
 def _raise_first_defect(con, files: list[Path], rules) -> None:
@@ -865,6 +1026,18 @@ def _event_dtypes(df: pd.DataFrame) -> pd.DataFrame:
 
 _TRUE = ("1", "true", "yes", "t", "y")
 _FALSE = ("0", "false", "no", "f", "n")
+#: Label texts read as a missing label (dropped and counted, an error in strict mode).
+_NULL_LABELS = ("", "nan", "na", "n/a", "null", "none")
+BLANK_VALUE_REASON = "blank value read as missing"
+NUMERIC_TEXT_REASON = "numeric text converted"
+NOT_NUMBER_REASON = "non-numeric value in a numeric column set to missing"
+#: A text column is taken as numeric when at least this share of its values are numbers
+#: (and at least ``_MIN_NUMERIC`` are): the rest are counted and set to missing.
+_NUMERIC_SHARE = 0.95
+_MIN_NUMERIC = 10
+#: A text column unique in every row is only called an id from this many rows on.
+_MIN_ROWS_FOR_ID = 20
+_SQL_INT = "'[+-]?[0-9]{1,18}'"
 
 
 def load_snapshot(path: str | Path, *, id_col: str = SNAPSHOT_DEFAULT_ID,
@@ -883,26 +1056,93 @@ def load_snapshot(path: str | Path, *, id_col: str = SNAPSHOT_DEFAULT_ID,
     Returns
     -------
     SnapshotTable
-        Rows in file order; ``label_col`` int64 0/1, ``id_col`` str, other columns as DuckDB
-        infers them.
+        Rows in file order; ``label_col`` int64 0/1, ``id_col`` str, other columns typed as in
+        :func:`load_table`; ``not_features`` lists columns that must not become features.
 
     Raises
     ------
     DataValidationError
         Missing id/label column (message lists the columns present); a label value that is not
-        binary (names column and line); null id or label, label spellings other than 0/1,
-        duplicate ids (strict only; lenient repairs/drops and counts); unreadable file.
+        binary (names column and line, and lists the values found); null id or label, label
+        spellings other than numbers, duplicate ids, blank or text values in numeric columns
+        (strict only; lenient repairs/drops and counts); unreadable file.
 
     Notes
     -----
-    Line numbers are CSV lines (header = line 1) assuming no quoted field spans lines; for
-    parquet they are 1-based row numbers. Label values ``true/false``, ``yes/no``, ``t/f``,
-    ``y/n`` (any case) and ``1.0/0.0`` are repaired to 1/0 and counted. Exact duplicate rows
-    keep their first occurrence; ids appearing on rows that differ are *conflicting*: all their
-    rows are dropped in lenient mode (no way to tell which is right).
+    See :func:`load_table` for the column rules. Labels: numbers 0/1 (also ``0.0/1.0``) and
+    booleans are read as they are; ``true/false``, ``yes/no``, ``t/f``, ``y/n`` (any case) are
+    mapped to 1/0 and counted under a reason naming the spellings found; empty, ``NaN``,
+    ``NA``, ``null`` labels are missing (the row is dropped, counted as ``"null label"``).
+    Exact duplicate rows keep their first occurrence; ids appearing on rows that differ are
+    *conflicting*: all their rows are dropped in lenient mode (no way to tell which is right).
     """
-    path = Path(path)
+    return _load_table_file(path, id_col, label_col, strict)
+
+
+def load_table(path: str | Path, *, id_col: str | None = None, label_col: str | None = None,
+               strict: bool = False) -> SnapshotTable:
+    """Load a per-user table (CSV, CSV.gz or parquet) whose id and label columns are optional.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV (optionally ``.gz``, header row required, an UTF-8 BOM is skipped) or parquet file.
+    id_col : str or None
+        The id column (cast to str; null ids dropped, duplicate ids handled as in
+        :func:`load_snapshot`). None: no id, no duplicate check.
+    label_col : str or None
+        The binary label column (read as in :func:`load_snapshot`). None: no label
+        (``SnapshotTable.label_col`` is None).
+    strict : bool, default False
+        Raise :class:`DataValidationError` naming file, line (parquet: row) and column on the
+        first defect instead of repairing or dropping it.
+
+    Returns
+    -------
+    SnapshotTable
+        Rows kept in file order, with ``quality`` and ``not_features``.
+
+    Raises
+    ------
+    DataValidationError
+        Nonexistent path, a folder or a non-regular file (FIFO, device: refused without being
+        opened), unsupported extension, empty or header-only file, truncated or corrupt gzip or
+        parquet, a named column that is missing, a non-binary label; in strict mode any defect.
+
+    Notes
+    -----
+    Column rules (lenient outcome; strict mode raises instead):
+
+    * a CSV row that does not parse (ragged, bad quoting) is dropped: ``"malformed CSV row"``;
+      a line that is not UTF-8 is dropped: ``"non-UTF-8 line"`` (its real line is named);
+    * a text column whose values are all numbers is read as numbers: for CSV that is simply
+      how CSV works; for parquet (numbers stored as text) it is counted under
+      ``"numeric text converted"`` and noted;
+    * a text column at least 95% numbers (and at least 10 of them) is read as numbers; the
+      other values are set to missing, counted under ``"non-numeric value in a numeric column
+      set to missing"`` and noted with examples;
+    * blank or whitespace-only strings in a numeric column are missing values, counted under
+      ``"blank value read as missing"`` (an empty CSV field is an ordinary missing value);
+    * a text column unique in every row (from 20 rows on), other than ``id_col``, and a column
+      with a single value in every row are listed in ``not_features`` with a note.
+
+    Line numbers are CSV lines (header = line 1) assuming no quoted field spans lines; for
+    parquet they are 1-based row numbers.
+    """
+    return _load_table_file(path, id_col, label_col, strict)
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse FIFOs, sockets and devices without opening them (reading a FIFO blocks)."""
     _check_exists(path)
+    if not path.is_dir() and not path.is_file():
+        raise DataValidationError("not a regular file (a pipe, socket or device): refused without "
+                                  "reading it", file=path)
+
+
+def _load_table_file(path, id_col: str | None, label_col: str | None, strict: bool) -> SnapshotTable:
+    path = Path(path)
+    _check_regular(path)
     if path.is_dir():
         raise DataValidationError("a snapshot must be one file, not a folder", file=path)
     kind = _suffix_kind(path)
@@ -917,22 +1157,28 @@ def load_snapshot(path: str | Path, *, id_col: str = SNAPSHOT_DEFAULT_ID,
     except DataValidationError:
         raise
     except duckdb.Error as exc:
-        raise DataValidationError(f"cannot load snapshot: {_short(exc)}", file=path,
+        raise DataValidationError(f"cannot load table: {_short(exc)}", file=path,
                                   line=_line_from(exc)) from None
     finally:
         con.close()
 
 
 def _csv_header(path: Path) -> list[str]:
+    """The header row, decoded on its own (a bad byte further down is that line's problem)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
-            first = fh.readline()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        with opener(path, "rb") as fh:
+            raw = fh.readline()
+    except (OSError, EOFError) as exc:
         raise DataValidationError(f"cannot read the CSV header: {exc}", file=path, line=1) from None
+    try:
+        first = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"the CSV header is not UTF-8 ({exc.reason} at byte {exc.start})",
+                                  file=path, line=1) from None
     if not first.strip():
         raise DataValidationError("file is empty: no header and no rows", file=path, line=1)
-    header = next(csv.reader([first]))
+    header = next(csv.reader([first.rstrip("\r\n")]))
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup or any(h.strip() == "" for h in header):
         raise DataValidationError(f"CSV header has duplicate or empty column names: {header}",
@@ -955,36 +1201,138 @@ def _shift_for_rejects(con, table: str, col: str, rejected: list[int]) -> None:
           ON t.{col} > a.adj""")
 
 
-def _load_snapshot(con, path: Path, kind: str, id_col: str, label_col: str,
-                   strict: bool) -> SnapshotTable:
-    malformed = 0
-    if kind == "csv":
-        header = _csv_header(path)
-        # Explicit comma dialect and all-VARCHAR columns: the sniffer gives up on ragged files,
-        # and typing is done below once bad rows are out. Bad rows are collected with their line.
-        cols = "{" + ", ".join(f"{_q(h)}: 'VARCHAR'" for h in header) + "}"
-        src = (f"read_csv({_q(str(path))}, header=true, columns={cols}, delim=',', quote='\"', "
-               f"escape='\"', auto_detect=false, strict_mode=true, null_padding=false, "
-               f"ignore_errors=true, store_rejects=true, rejects_table='snaprej', "
-               f"rejects_scan='snapscan', compression='auto')")
-        try:
-            con.execute(f"CREATE TEMP TABLE snap AS SELECT ordinality AS __line, * "
-                        f"EXCLUDE (ordinality) FROM {src} WITH ORDINALITY")
-            rejects = con.execute("SELECT line, any_value(error_type), any_value(csv_line) FROM snaprej "
-                                  "GROUP BY line ORDER BY line").fetchall()
-        except duckdb.Error as exc:
-            raise DataValidationError(f"cannot read csv file: {_short(exc)}", file=path,
-                                      line=_line_from(exc)) from None
-        if rejects:
+def _where(unit: str, line: int, column: str | None = None) -> str:
+    return f"{unit} {int(line)}" + (f", column {column!r}" if column else "")
+
+
+def _stage_csv(con, path: Path, strict: bool) -> tuple[list[str], dict[str, int], dict[str, str]]:
+    """Read a CSV into ``snap`` (all VARCHAR, ``__line`` = physical line); drops of bad rows."""
+    header = _csv_header(path)
+    # Explicit comma dialect and all-VARCHAR columns: the sniffer gives up on ragged files,
+    # and typing is done below once bad rows are out. Bad rows are collected with their line.
+    cols = "{" + ", ".join(f"{_q(h)}: 'VARCHAR'" for h in header) + "}"
+    src = (f"read_csv({_q(str(path))}, header=true, columns={cols}, delim=',', quote='\"', "
+           f"escape='\"', auto_detect=false, strict_mode=true, null_padding=false, "
+           f"ignore_errors=true, store_rejects=true, rejects_table='snaprej', "
+           f"rejects_scan='snapscan', compression='auto')")
+    try:
+        con.execute(f"CREATE TEMP TABLE snap AS SELECT ordinality AS __line, * "
+                    f"EXCLUDE (ordinality) FROM {src} WITH ORDINALITY")
+        rejects = con.execute("SELECT line, any_value(error_type), any_value(csv_line) FROM snaprej "
+                              "GROUP BY line ORDER BY line").fetchall()
+    except duckdb.Error as exc:
+        what = "truncated or corrupt gzip file" if "gzip" in str(exc).lower() else "cannot read csv file"
+        raise DataValidationError(f"{what}: {_short(exc)}", file=path,
+                                  line=_line_from(exc)) from None
+    dropped: dict[str, int] = {}
+    locations: dict[str, str] = {}
+    if rejects:
+        line, etype, text = rejects[0]
+        if strict:
+            what = ("line is not UTF-8" if "ENCODING" in str(etype).upper()
+                    else f"malformed CSV row ({str(etype).lower()})")
+            raise DataValidationError(
+                f"{what}; {len(rejects)} such row(s) (strict mode); line starts: "
+                f"{str(text)[:_EXCERPT]!r}", file=path, line=int(line))
+        for line, etype, _ in rejects:
+            reason = "non-UTF-8 line" if "ENCODING" in str(etype).upper() else "malformed CSV row"
+            dropped[reason] = dropped.get(reason, 0) + 1
+            locations.setdefault(reason, _where("line", line))
+        _shift_for_rejects(con, "snap", "__line", [int(r[0]) - 1 for r in rejects])
+    con.execute("UPDATE snap SET __line = __line + 1")  # header is line 1
+    return header, dropped, locations
+
+
+def _type_text_columns(con, path: Path, kind: str, schema: dict[str, str], id_col: str | None,
+                       label_col: str | None, strict: bool) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Type the text columns of ``snap`` in place.
+
+    Returns the per-cell repair flags ``(reason, column, flag column)`` added to ``snap`` and
+    notes. CSV: every column but the label (the id is typed silently, as before); parquet:
+    VARCHAR columns but the id and label.
+    """
+    cands = [c for c in schema if c != label_col and schema[c] == "VARCHAR"
+             and not (kind == "parquet" and c == id_col)]
+    if not cands:
+        return [], []
+    checks = []
+    for c in cands:
+        raw, v = _ident(c), f"nullif(trim({_ident(c)}, {_WS}), '')"
+        checks.append(
+            f"count({v}), "
+            f"count(*) FILTER (WHERE {v} IS NOT NULL AND regexp_full_match({v}, {_SQL_INT})), "
+            f"count(*) FILTER (WHERE {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NOT NULL), "
+            f"count(*) FILTER (WHERE {raw} IS NOT NULL AND {v} IS NULL), "
+            f"min(__line) FILTER (WHERE {raw} IS NOT NULL AND {v} IS NULL), "
+            f"min(__line) FILTER (WHERE {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL), "
+            f"min(__line) FILTER (WHERE {v} IS NOT NULL), "
+            f"list(DISTINCT {v}) FILTER (WHERE {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL)[1:3]")
+    stats = con.execute(f"SELECT {', '.join(checks)} FROM snap").fetchone()
+    exprs: dict[str, str] = {}
+    flags, notes = [], []
+    for i, c in enumerate(cands):
+        n_val, n_int, n_num, n_blank, first_blank, first_text, first_val, examples = stats[8 * i: 8 * i + 8]
+        raw, v = _ident(c), f"nullif(trim({_ident(c)}, {_WS}), '')"
+        counted = c != id_col
+        if n_val and n_num == n_val:
+            target = "BIGINT" if n_int == n_val else "DOUBLE"
+            if counted and kind == "parquet":
+                if strict:
+                    raise DataValidationError(
+                        "numbers stored as text in a numeric column (strict mode)", file=path,
+                        line=first_val, column=c)
+                flags.append((NUMERIC_TEXT_REASON, c, f"{v} IS NOT NULL"))
+                notes.append(f"column {c!r} holds numbers stored as text: read as numbers "
+                             f"({n_val:,} values)")
+        elif counted and n_val and n_num >= _MIN_NUMERIC and n_num >= _NUMERIC_SHARE * n_val:
+            target = "DOUBLE"
             if strict:
-                line, etype, text = rejects[0]
                 raise DataValidationError(
-                    f"malformed CSV row ({str(etype).lower()}; {len(rejects)} such row(s)) "
-                    f"(strict mode); line starts: {str(text)[:_EXCERPT]!r}", file=path, line=int(line))
-            malformed = len(rejects)
-            _shift_for_rejects(con, "snap", "__line", [int(r[0]) - 1 for r in rejects])
-        con.execute("UPDATE snap SET __line = __line + 1")  # header is line 1
-        _type_varchar_columns(con, "snap", header)
+                    f"text value in a numeric column (strict mode); {n_val - n_num} such value(s), "
+                    f"e.g. {examples}", file=path, line=first_text, column=c)
+            flags.append((NOT_NUMBER_REASON, c, f"{v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL"))
+            if kind == "parquet":
+                flags.append((NUMERIC_TEXT_REASON, c, f"TRY_CAST({v} AS DOUBLE) IS NOT NULL"))
+            notes.append(f"column {c!r} is {n_num / n_val:.1%} numbers: read as numbers, its "
+                         f"{n_val - n_num:,} other value(s) (e.g. {', '.join(map(repr, examples))}) "
+                         "set to missing")
+        else:
+            exprs[c] = f"nullif({raw}, '') AS {raw}" if kind == "csv" else raw
+            continue
+        if counted and n_blank:
+            if strict:
+                raise DataValidationError("blank value in a numeric column (strict mode)", file=path,
+                                          line=first_blank, column=c)
+            flags.append((BLANK_VALUE_REASON, c, f"{raw} IS NOT NULL AND {v} IS NULL"))
+        exprs[c] = f"TRY_CAST({v} AS {target}) AS {raw}"
+    sel = ["__line"] + [exprs.get(c, _ident(c)) for c in schema]
+    sel += [f"({cond}) IS TRUE AS __f{j}" for j, (_, _, cond) in enumerate(flags)]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE snap AS SELECT {', '.join(sel)} FROM snap")
+    return flags, notes
+
+
+def _label_sql(lq: str, ltype: str) -> tuple[str, str]:
+    """SQL for the label value (1, 0, NULL missing, -1 not binary) and its 'spelled' flag."""
+    if ltype == "BOOLEAN":
+        return f"CASE WHEN {lq} THEN 1 WHEN NOT {lq} THEN 0 END", "false"
+    if ltype != "VARCHAR":  # numbers
+        return (f"CASE WHEN {lq} IS NULL OR isnan(CAST({lq} AS DOUBLE)) THEN NULL WHEN {lq} = 1 THEN 1 "
+                f"WHEN {lq} = 0 THEN 0 ELSE -1 END"), "false"
+    lab = f"lower(trim({lq}))"
+    num = f"TRY_CAST({lab} AS DOUBLE)"
+    y = (f"CASE WHEN {lq} IS NULL OR {lab} IN {_sql_set(_NULL_LABELS)} OR isnan({num}) THEN NULL "
+         f"WHEN {num} = 1 THEN 1 WHEN {num} = 0 THEN 0 "
+         f"WHEN {lab} IN {_sql_set(_TRUE)} THEN 1 WHEN {lab} IN {_sql_set(_FALSE)} THEN 0 ELSE -1 END")
+    return y, f"{num} IS NULL"
+
+
+def _load_snapshot(con, path: Path, kind: str, id_col: str | None, label_col: str | None,
+                   strict: bool) -> SnapshotTable:
+    unit = "row" if kind == "parquet" else "line"
+    dropped: dict[str, int] = {}
+    locations: dict[str, str] = {}
+    if kind == "csv":
+        _, dropped, locations = _stage_csv(con, path, strict)
     else:
         try:
             con.execute(f"CREATE TEMP TABLE snap AS SELECT file_row_number + 1 AS __line, * "
@@ -994,107 +1342,157 @@ def _load_snapshot(con, path: Path, kind: str, id_col: str, label_col: str,
             raise DataValidationError(f"cannot read parquet file: {_short(exc)}", file=path) from None
     schema = {r[0]: str(r[1]).upper() for r in con.execute("DESCRIBE snap").fetchall()
               if r[0] != "__line"}
-    missing = [c for c in (id_col, label_col) if c not in schema]
+    missing = [c for c in (id_col, label_col) if c is not None and c not in schema]
     if missing:
         raise DataValidationError(
             f"missing column(s) {missing}; columns present: {list(schema)}", file=path,
             column=", ".join(missing))
-    rows_read = con.execute("SELECT count(*) FROM snap").fetchone()[0] + malformed
+    rows_read = con.execute("SELECT count(*) FROM snap").fetchone()[0] + sum(dropped.values())
     if rows_read == 0:
-        raise DataValidationError("file is empty: no rows to load", file=path)
+        raise DataValidationError("file is empty: no rows to load (a header only)", file=path)
 
-    idq, lq = _ident(id_col), _ident(label_col)
-    id_text = (f"CAST(CAST({idq} AS BIGINT) AS VARCHAR)"
-               if schema[id_col] in ("DOUBLE", "FLOAT") else f"CAST({idq} AS VARCHAR)")
-    lab = f"lower(trim(CAST({lq} AS VARCHAR)))"
-    # DOUBLE ids that are not integral keep their text form
-    if schema[id_col] in ("DOUBLE", "FLOAT"):
-        id_text = f"CASE WHEN {idq} = round({idq}) THEN {id_text} ELSE CAST({idq} AS VARCHAR) END"
-    con.execute(f"""CREATE TEMP TABLE s2 AS SELECT snap.*, {id_text} AS __id, {lab} AS __lab,
-        CASE WHEN {lab} IN {_sql_set(_TRUE)} OR {lab} = '1.0' THEN 1
-             WHEN {lab} IN {_sql_set(_FALSE)} OR {lab} = '0.0' THEN 0 END AS __y FROM snap""")
+    flags, notes = _type_text_columns(con, path, kind, schema, id_col, label_col, strict)
+    schema = {r[0]: str(r[1]).upper() for r in con.execute("DESCRIBE snap").fetchall()
+              if r[0] != "__line" and not r[0].startswith("__f")}
 
-    bad = con.execute(f"SELECT __line, CAST({lq} AS VARCHAR) FROM s2 WHERE __lab IS NOT NULL "
-                      "AND __y IS NULL ORDER BY __line LIMIT 1").fetchone()
-    if bad is not None:
-        n_bad = con.execute("SELECT count(*) FROM s2 WHERE __lab IS NOT NULL AND __y IS NULL").fetchone()[0]
-        raise DataValidationError(
-            f"label is not binary: {bad[1]!r} ({n_bad} such row(s)); expected 0/1, true/false "
-            "or yes/no", file=path, line=bad[0], column=label_col)
+    if id_col is not None:
+        idq = _ident(id_col)
+        if schema[id_col] in ("DOUBLE", "FLOAT"):  # integral DOUBLE ids lose their '.0'
+            id_text = (f"CASE WHEN {idq} = round({idq}) AND abs({idq}) < 9e18 THEN "
+                       f"CAST(CAST({idq} AS BIGINT) AS VARCHAR) ELSE CAST({idq} AS VARCHAR) END")
+        else:
+            id_text = f"nullif(trim(CAST({idq} AS VARCHAR)), '')"
+    else:
+        id_text = "NULL"
+    if label_col is not None:
+        lq = _ident(label_col)
+        y_sql, spelled_sql = _label_sql(lq, schema[label_col])
+        lab_text = f"trim(CAST({lq} AS VARCHAR))"
+    else:
+        y_sql, spelled_sql, lab_text = "0", "false", "NULL"
+    con.execute(f"""CREATE TEMP TABLE s2 AS SELECT snap.*, {id_text} AS __id, {lab_text} AS __lab,
+        {y_sql} AS __y, ({spelled_sql}) IS TRUE AS __spelled FROM snap""")
 
-    natural = "('0', '1')" if schema[label_col] != "BOOLEAN" else "('true', 'false')"
+    if label_col is not None:
+        bad = con.execute("SELECT __line, __lab FROM s2 WHERE __y = -1 ORDER BY __line LIMIT 1").fetchone()
+        if bad is not None:
+            n_bad = con.execute("SELECT count(*) FROM s2 WHERE __y = -1").fetchone()[0]
+            values = [r[0] for r in con.execute(
+                "SELECT __lab FROM s2 WHERE __lab IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 "
+                "LIMIT 8").fetchall()]
+            raise DataValidationError(
+                f"label is not binary: {bad[1]!r} ({n_bad} such row(s)); values found: "
+                f"{', '.join(map(repr, values))}; expected 0/1, true/false or yes/no",
+                file=path, line=bad[0], column=label_col)
+
     data_cols = ", ".join(_ident(c) for c in schema)
+    id_drop = "WHEN s2.__id IS NULL THEN 'null id'" if id_col is not None else ""
+    lab_drop = "WHEN s2.__y IS NULL THEN 'null label'" if label_col is not None else ""
+    dup = ("WHEN d.__rn > 1 THEN 'exact duplicate row' "
+           "WHEN s2.__id IN (SELECT __id FROM conflict) THEN 'conflicting duplicate id'"
+           if id_col is not None else "")
+    case = f"CASE {id_drop} {lab_drop} {dup} END" if (id_drop or lab_drop) else "NULL"
     con.execute(f"""CREATE TEMP TABLE s3 AS
         WITH d AS (
-            SELECT *, row_number() OVER (PARTITION BY {data_cols} ORDER BY __line) AS __rn
+            SELECT __line, __id, row_number() OVER (PARTITION BY {data_cols} ORDER BY __line) AS __rn
             FROM s2 WHERE __id IS NOT NULL AND __y IS NOT NULL),
         conflict AS (
             SELECT __id FROM d WHERE __rn = 1 GROUP BY __id HAVING count(*) > 1)
-        SELECT s2.__line, s2.__lab,
-            CASE WHEN s2.__id IS NULL THEN 'null id'
-                 WHEN s2.__y IS NULL THEN 'null label'
-                 WHEN d.__rn > 1 THEN 'exact duplicate row'
-                 WHEN s2.__id IN (SELECT __id FROM conflict) THEN 'conflicting duplicate id'
-            END AS __drop,
-            s2.__y IS NOT NULL AND s2.__lab NOT IN {natural} AS __relabel
+        SELECT s2.__line, s2.__lab, CAST({case} AS VARCHAR) AS __drop,
+            s2.__y IS NOT NULL AND s2.__spelled AS __relabel
         FROM s2 LEFT JOIN d USING (__line)""")
 
     if strict:
         row = con.execute("SELECT __line, __drop, __lab FROM s3 WHERE __drop IS NOT NULL "
                           "OR __relabel ORDER BY __line LIMIT 1").fetchone()
         if row is not None:
-            line, why, lab_text = row
+            line, why, lab_value = row
             column = label_col if why in (None, "null label") else id_col
-            what = why or f"label {lab_text!r} is not 0/1 (would be repaired)"
+            what = why or f"label {lab_value!r} is not 0/1 (would be mapped to 0/1)"
             if why == "exact duplicate row":
                 column = None
             raise DataValidationError(f"{what} (strict mode)", file=path, line=int(line), column=column)
 
-    dropped = dict(con.execute("SELECT __drop, count(*) FROM s3 WHERE __drop IS NOT NULL "
-                               "GROUP BY 1 ORDER BY 1").fetchall())
-    if malformed:
-        dropped["malformed CSV row"] = malformed
-    n_relabel = con.execute("SELECT count(*) FROM s3 WHERE __drop IS NULL AND __relabel").fetchone()[0]
-    repaired = {f"label {label_col!r} spelled true/false/yes/no mapped to 1/0": int(n_relabel)} if n_relabel else {}
+    for reason, n, first in con.execute(
+            "SELECT __drop, count(*), min(__line) FROM s3 WHERE __drop IS NOT NULL GROUP BY 1 "
+            "ORDER BY 1").fetchall():
+        dropped[reason] = dropped.get(reason, 0) + int(n)
+        column = {"null id": id_col, "null label": label_col, "conflicting duplicate id": id_col}.get(reason)
+        locations.setdefault(reason, _where(unit, first, column))
+
+    repaired: dict[str, int] = {}
+    kept = "FROM s2 JOIN s3 USING (__line) WHERE s3.__drop IS NULL"
+    if label_col is not None:
+        spell = con.execute(f"SELECT s2.__lab, count(*), min(__line) {kept} AND __relabel "
+                            "GROUP BY 1 ORDER BY 1").fetchall()
+        if spell:
+            words = "/".join(repr(s[0]) for s in spell)
+            reason = f"label {label_col!r} spelled {words} mapped to 1/0"
+            repaired[reason] = int(sum(s[1] for s in spell))
+            locations[reason] = _where(unit, min(s[2] for s in spell), label_col)
+    if flags:
+        reasons = list(dict.fromkeys(r for r, _, _ in flags))
+        parts = []
+        for r in reasons:
+            idx = [j for j, f in enumerate(flags) if f[0] == r]
+            parts.append(f"count(*) FILTER (WHERE {' OR '.join(f'__f{j}' for j in idx)})")
+            parts += [f"min(__line) FILTER (WHERE __f{j})" for j in idx]
+        stats = con.execute(f"SELECT {', '.join(parts)} {kept}").fetchone()
+        k = 0
+        for r in reasons:
+            idx = [j for j, f in enumerate(flags) if f[0] == r]
+            n, firsts = stats[k], stats[k + 1: k + 1 + len(idx)]
+            k += 1 + len(idx)
+            if n:
+                repaired[r] = int(n)
+                line, j = min((f, j) for f, j in zip(firsts, idx) if f is not None)
+                locations[r] = _where(unit, line, flags[j][1])
+
     select = ", ".join(
         f"s2.__id AS {_ident(c)}" if c == id_col else
         f"CAST(s2.__y AS BIGINT) AS {_ident(c)}" if c == label_col else f"s2.{_ident(c)}"
         for c in schema)
-    table = con.execute(f"SELECT {select} FROM s2 JOIN s3 USING (__line) WHERE s3.__drop IS NULL "
-                        "ORDER BY __line").df()
-    table[id_col] = table[id_col].astype("str")
-    table[label_col] = table[label_col].astype("int64")
-    notes = []
-    if schema[id_col] != "VARCHAR" and kind == "parquet":
+    table = con.execute(f"SELECT {select} {kept} ORDER BY __line").df()
+    if id_col is not None:
+        table[id_col] = table[id_col].astype("str")
+    if label_col is not None:
+        table[label_col] = table[label_col].astype("int64")
+        ltype = schema[label_col]
+        if ltype not in ("VARCHAR", "BOOLEAN", "BIGINT", "INTEGER") and not repaired:
+            notes.append(f"label {label_col!r} stored as {ltype.lower()} 0.0/1.0: read as 0/1")
+    if id_col is not None and kind == "parquet" and schema[id_col] != "VARCHAR":
         notes.append(f"id column {id_col!r} ({schema[id_col].lower()}) cast to string")
+    not_features = not_feature_columns(table, id_col, label_col)
+    notes += [f"column {c!r} is not a feature: {why}" for c, why in not_features.items()]
     quality = DataQuality(source=str(path), kind="snapshot", rows_read=int(rows_read),
                           rows_kept=len(table), dropped={k: int(v) for k, v in dropped.items()},
-                          repaired=repaired, notes=notes)
+                          repaired=repaired, notes=notes, locations=locations)
     if len(table) == 0:
         raise DataValidationError(f"no usable rows: all {rows_read} rows dropped ({quality.dropped})",
                                   file=path)
-    return SnapshotTable(table=table, id_col=id_col, label_col=label_col, quality=quality)
+    return SnapshotTable(table=table, id_col=id_col, label_col=label_col, quality=quality,
+                         not_features=not_features)
 
 
-def _type_varchar_columns(con, table: str, columns: list[str]) -> None:
-    """Give all-VARCHAR CSV columns the narrowest of BIGINT, DOUBLE, VARCHAR that fits every value."""
-    checks = []
-    for c in columns:
-        v = f"nullif(trim({_ident(c)}), '')"
-        # regex, not TRY_CAST: DuckDB casts '0.2' to BIGINT 0
-        checks.append(f"count(*) FILTER (WHERE {v} IS NOT NULL AND NOT regexp_full_match({v}, "
-                      "'[+-]?[0-9]{1,18}')) = 0, "
-                      f"count(*) FILTER (WHERE {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL) = 0, "
-                      f"count({v}) > 0")
-    flags = con.execute(f"SELECT {', '.join(checks)} FROM {table}").fetchone()
-    exprs = []
-    for i, c in enumerate(columns):
-        is_int, is_num, any_val = flags[3 * i: 3 * i + 3]
-        v = f"nullif(trim({_ident(c)}), '')"
-        if any_val and is_int:
-            exprs.append(f"CAST({v} AS BIGINT) AS {_ident(c)}")
-        elif any_val and is_num:
-            exprs.append(f"CAST({v} AS DOUBLE) AS {_ident(c)}")
-        else:
-            exprs.append(f"nullif({_ident(c)}, '') AS {_ident(c)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT __line, {', '.join(exprs)} FROM {table}")
+def not_feature_columns(table: pd.DataFrame, id_col: str | None, label_col: str | None) -> dict[str, str]:
+    """Columns that must not become features: constant, empty, or a unique text per row.
+
+    Returns
+    -------
+    dict of str to str
+        Column -> why it is not a feature (the id and label columns are never listed).
+    """
+    out: dict[str, str] = {}
+    n = len(table)
+    for c in table.columns:
+        if c in (id_col, label_col) or n < 2:
+            continue
+        s = table[c]
+        if s.isna().all():
+            out[c] = "empty: no value in any row"
+        elif s.nunique(dropna=False) == 1:
+            out[c] = "constant: one value in every row"
+        elif (n >= _MIN_ROWS_FOR_ID and not pd.api.types.is_numeric_dtype(s)
+              and not pd.api.types.is_bool_dtype(s) and s.notna().all() and s.is_unique):
+            out[c] = "unique text per row: an id other than the id column"
+    return out

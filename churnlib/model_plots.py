@@ -14,8 +14,8 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from churnlib.intervals import Interval
 from churnlib.plotting import CLASS_PALETTE
 
-__all__ = ["plot_curves", "plot_leak_demo", "plot_metric_intervals", "plot_permutation", "plot_reliability",
-           "plot_strategies", "plot_threshold"]
+__all__ = ["plot_curves", "plot_leak_demo", "plot_metric_intervals", "plot_paired_differences", "plot_permutation",
+           "plot_reliability", "plot_strategies", "plot_threshold"]
 
 _NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "f1": "F1", "precision": "precision", "recall": "recall",
           "brier": "Brier score", "lift_top_decile": "top-decile lift"}
@@ -163,4 +163,35 @@ def plot_leak_demo(demo: pd.DataFrame) -> plt.Figure:
     right = demo.loc[[i for i in demo.index if "correct" in i]].iloc[0]
     ax.set_title(f"Resampling before the split inflates ROC-AUC from {right['roc_auc']:.2f} to {leaky['roc_auc']:.2f} "
                  f"and F1 from {right['f1']:.2f} to {leaky['f1']:.2f}")
+    return fig
+
+
+def plot_paired_differences(metrics: dict) -> plt.Figure:
+    """Each candidate's shortfall to the leader on the same folds, with its corrected 95% interval.
+
+    Parameters
+    ----------
+    metrics : dict
+        The content of ``metrics.json`` (``selection``).
+    """
+    sel = metrics["selection"]
+    rows = [c for c in sel["candidates"] if not c["leader"]]
+    rows.sort(key=lambda c: -c["shortfall"])
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(rows) + 1.8))
+    v = np.array([c["shortfall"] for c in rows], dtype=float)
+    lo = np.array([c["shortfall_low"] if c["shortfall_low"] is not None else c["shortfall"] for c in rows], dtype=float)
+    hi = np.array([c["shortfall_high"] if c["shortfall_high"] is not None else c["shortfall"] for c in rows], dtype=float)
+    colors = ["grey" if not c["eligible"] else CLASS_PALETTE["churned"] if c["chosen"] else
+              CLASS_PALETTE["retained"] for c in rows]
+    ax.errorbar(v, range(len(rows)), xerr=[v - lo, hi - v], fmt="none", ecolor="grey", capsize=3)
+    ax.scatter(v, range(len(rows)), c=colors, zorder=3)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(range(len(rows)), [c["model"] + " / " + c["strategy"] for c in rows])
+    metric = _NAMES.get(sel["metric"], sel["metric"])
+    ax.set_xlabel(f"{metric} shortfall to the leader {sel['leader']} (mean over {sel['n_folds']} folds, 95% interval)")
+    n = len(sel["within_noise_of_leader"])
+    head = (f"{sel['leader']} leads clearly" if sel["leader_clearly_best"] else
+            f"{n} of {sum(c['eligible'] for c in rows)} candidates within noise of the leader")
+    ax.set_title(f"{head}; chosen: {sel['chosen']}", fontsize=11)
+    fig.tight_layout()
     return fig

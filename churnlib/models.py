@@ -13,7 +13,8 @@ candidates in :mod:`churnlib.model_report`:
 1. hold out a test part (a given split column, else a stratified, group-aware fraction);
 2. compare models x imbalance strategies with repeated CV on the training part
    (:mod:`churnlib.evaluation`: metrics with bootstrap intervals);
-3. choose the best by cross-validated PR-AUC and tune it with a bounded random search;
+3. compare the candidates paired on the same folds, choose by the one-standard-error rule and
+   confirm a bounded search on rows it did not use (:mod:`churnlib.selection`);
 4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
 5. refit on the whole training part, score the holdout once, run the label-permutation test;
 6. :meth:`churnlib.training.TrainingResult.save` writes the model (:meth:`churnlib.model.ChurnModel.save`) and ``metrics.json``.
@@ -21,6 +22,7 @@ candidates in :mod:`churnlib.model_report`:
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +40,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from churnlib import evaluation as ev
 from churnlib import thresholds as th
-from churnlib.features import KEY_COLUMNS
-from churnlib.load import load_snapshot
+from churnlib.features import FEATURE_DICTIONARY, KEY_COLUMNS
+from churnlib.load import DataValidationError, load_snapshot, load_table
 
 __all__ = [
     "MODELS",
@@ -239,27 +241,96 @@ def feature_frame(table: pd.DataFrame, id_col: str, label_col: str,
     return table[keep]
 
 
-def load_training_table(path: str | os.PathLike, id_col: str, label_col: str) -> pd.DataFrame:
+_KEY_SEP = "\x1f"  # joins id and as_of into the key of a stacked feature table (load_training_table)
+
+
+def load_training_table(path: str | os.PathLike, id_col: str, label_col: str, *,
+                        strict: bool = False) -> pd.DataFrame:
     """Read a feature table (``churnlib features`` parquet, one row per user and date) or a snapshot.
 
-    A parquet file holding ``userId``, ``as_of`` and ``churned`` is a stacked feature table and is
-    read as it is (a user may appear once per date); anything else goes through
-    :func:`churnlib.load.load_snapshot` (validation, one row per user).
+    A parquet file holding ``userId``, ``as_of`` and ``churned`` is a stacked feature table (a user
+    may appear once per date): it is read by :func:`churnlib.load.load_table` (label checked, no
+    one-row-per-user rule), and a documented numeric feature holding text is refused, naming the
+    file, column and first row. Anything else goes through :func:`churnlib.load.load_snapshot`
+    (validation, one row per user).
+
+    Parameters
+    ----------
+    path : path-like
+        The table.
+    id_col, label_col : str
+        Id and label columns.
+    strict : bool, default False
+        Refuse the table at its first defect instead of repairing or dropping rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows kept; ``id_col`` str, ``label_col`` int64 0/1; ``attrs["quality"]`` holds the
+        :class:`churnlib.load.DataQuality` (rows read, kept, dropped and repaired, by reason).
+
+    Raises
+    ------
+    churnlib.load.DataValidationError
+        Missing id or label column, a label that is not 0/1, a text value in a numeric feature of a
+        feature table, an unreadable file (each naming the file, and the column/line when known).
     """
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
+        try:
+            names = pq.read_schema(path).names
+        except Exception as exc:  # noqa: BLE001 - any pyarrow failure is an unreadable file
+            raise DataValidationError(f"cannot read parquet file: {exc}", file=path) from None
         if set(KEY_COLUMNS) <= set(names):
-            table = pd.read_parquet(path)
             for c in (id_col, label_col):
-                if c not in table.columns:
-                    raise ValueError(f"{path}: no column {c!r}; columns: {list(table.columns)}")
-            table[id_col] = table[id_col].astype(str)
-            table[label_col] = table[label_col].astype("int64")
+                if c not in names:
+                    raise DataValidationError(f"no column {c!r}; columns present: {names}", file=path, column=c)
+            # The key of a stacked table is (id, as_of): load it as one text id, so that the loader's rules
+            # for ids apply (kept as text, exact duplicate rows dropped, conflicting ones refused) without
+            # calling a user seen on several dates a duplicate. Row numbers stay those of the file.
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            raw = pq.read_table(path)
+            key = pc.binary_join_element_wise(pc.cast(raw[id_col], pa.string()),
+                                              pc.cast(pc.cast(raw["as_of"], pa.timestamp("ms")), pa.string()),
+                                              _KEY_SEP)
+            raw = raw.set_column(raw.schema.get_field_index(id_col), id_col, key)
+            with tempfile.TemporaryDirectory(prefix="churnlib_table_") as tmp:
+                keyed = Path(tmp) / path.name
+                pq.write_table(raw, keyed)
+                try:
+                    loaded = load_table(keyed, id_col=id_col, label_col=label_col, strict=strict)
+                except DataValidationError as exc:
+                    raise DataValidationError(exc.message.replace(str(keyed), str(path)), file=path, line=exc.line,
+                                              column=exc.column) from None
+            table = loaded.table
+            table[id_col] = table[id_col].str.split(_KEY_SEP, n=1).str[0].astype(str)
+            unit = getattr(raw.schema.field("as_of").type, "unit", None)
+            if unit and pd.api.types.is_datetime64_any_dtype(table["as_of"]):
+                table["as_of"] = table["as_of"].dt.as_unit(unit)  # as written, e.g. datetime64[ms, UTC]
+            loaded.quality.source = str(path)
+            numeric = {f.name for f in FEATURE_DICTIONARY if f.dtype != "str"}
+            for c in table.columns:
+                if c in numeric and not pd.api.types.is_numeric_dtype(table[c]):
+                    values = pd.to_numeric(table[c], errors="coerce")
+                    bad = np.flatnonzero(values.isna().to_numpy() & table[c].notna().to_numpy())
+                    exact = loaded.quality.rows_kept == loaded.quality.rows_read  # else row numbers moved
+                    row = int(bad[0]) + 1 if len(bad) and exact else None
+                    first = f" (first: {table[c].iloc[bad[0]]!r}" + (f" at row {row}" if row else "") + ")" \
+                        if len(bad) else ""
+                    raise DataValidationError(
+                        f"feature column holds text{first}; in a `churnlib features` table it is a number. "
+                        "Rebuild the table with `churnlib features` or fix the column",
+                        file=path, line=row, column=c)
+            table.attrs["quality"] = loaded.quality
             return table
-    return load_snapshot(path, id_col=id_col, label_col=label_col).table
+    snap = load_snapshot(path, id_col=id_col, label_col=label_col, strict=strict)
+    table = snap.table
+    table.attrs["quality"] = snap.quality
+    return table
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,48 +15,74 @@ A *reference window* (the users the model was trained on) is compared with a *ne
   models on the *same* held-out new users; :func:`record_decision` appends the decision to
   ``champion_history.json``; :func:`monitoring_summary` is the content of ``monitoring.json``.
 
+A one-row-per-user (snapshot) table has no later window to simulate: :func:`plan_monitoring` decides
+what is compared, :func:`compare_tables` compares two tables the user gives (feature drift, score
+drift, performance on the current table when it has labels, false alarms on random halves of the
+reference) and :func:`monitor_command` is ``python -m churnlib monitor``. Without a second table
+monitoring is not run (:func:`not_run_summary`): simulated music-service users are never put in
+place of a user's own table.
+
 Plain-words text and plots are in :mod:`churnlib.monitoring_report`.
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churnlib import evaluation as ev
 from churnlib import paths
 from churnlib.artifact import ArtifactError
-from churnlib.drift import KS_THRESHOLD, PSI_THRESHOLD, DriftReport, drift_report, latest_rows
+from churnlib.drift import KS_THRESHOLD, MIN_ROWS, PSI_THRESHOLD, DriftReport, drift_report, latest_rows
+from churnlib.eda import Rate
 from churnlib.files import write_json
 from churnlib.intervals import Interval, bootstrap_sampler
+from churnlib.load import DataValidationError, SnapshotTable, data_fingerprint, detect_kind, load_table
 from churnlib.model import ARTIFACT_NAME, ChurnModel
 from churnlib.models import feature_frame, make_pipeline
+from churnlib.pipeline import product_key, write_product
 from churnlib.scenarios import SCENARIOS, FalseAlarmResult, scenario_window
 from churnlib.simulate import SimulatorConfig
 
 __all__ = [
     "ChallengeResult",
+    "HOW_TO_MONITOR_TABLES",
     "METRIC_LABELS",
+    "MonitoringPlan",
     "Recommendation",
     "ScenarioResult",
     "ScenarioRun",
+    "TableComparison",
     "challenge",
     "challenge_window",
+    "compare_files",
+    "compare_tables",
     "load_champion",
+    "monitor_command",
     "monitoring_summary",
+    "not_run_summary",
     "performance_check",
+    "plan_monitoring",
+    "read_table",
     "recommend",
     "record_decision",
     "run_scenarios",
     "save_challenger",
     "scenario_names",
+    "table_false_alarms",
+    "table_summary",
+    "write_monitoring",
     "write_summary",
 ]
 
@@ -631,7 +657,7 @@ def monitoring_summary(*, reference: str, current: str, drift: DriftReport, perf
     Returns
     -------
     dict
-        Keys ``reference``, ``current``, ``drifted_features`` (feature, psi, ks), ``n_features_checked``,
+        Keys ``status`` (``"run"``), ``mode`` (``"scenarios"``), ``reference``, ``current``, ``drifted_features`` (feature, psi, ks), ``n_features_checked``,
         ``performance`` (reference/current: roc_auc and pr_auc as ``[value, low, high]``),
         ``recommendation``, ``false_alarm_rate`` (``[rate, low, high]``), ``n_false_alarm_samples``,
         ``challenger`` (decision, metric, champion, challenger) and ``scenarios`` (per name:
@@ -642,6 +668,8 @@ def monitoring_summary(*, reference: str, current: str, drift: DriftReport, perf
         perf = {w: {m: list(Interval.from_row(performance.loc[m], w).as_tuple()) for m in ("roc_auc", "pr_auc")}
                 for w in ("reference", "current")}
     return {
+        "status": "run",
+        "mode": "scenarios",
         "reference": reference,
         "current": current,
         "drifted_features": [{"feature": r.feature, "psi": round(float(r.psi), 4),
@@ -664,3 +692,505 @@ def monitoring_summary(*, reference: str, current: str, drift: DriftReport, perf
 def write_summary(summary: dict, path: str | os.PathLike) -> Path:
     """Write :func:`monitoring_summary` output as JSON (NaN becomes null)."""
     return write_json(path, summary)
+
+
+# --------------------------------------------------------------------------------------------
+# Two tables: monitoring one-row-per-user (snapshot) data
+# --------------------------------------------------------------------------------------------
+
+#: What a snapshot user is told when monitoring has no second table to compare with.
+HOW_TO_MONITOR_TABLES = (
+    "give a second table with the same columns, taken later (the *current* users), as "
+    "`make report DATA=<reference table> CURRENT=<current table> ID_COL=... LABEL_COL=...`, or run "
+    "`python -m churnlib monitor --reference <reference table> --current <current table> --model models/`")
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """What ``07_monitoring`` compares (see :func:`plan_monitoring`).
+
+    Attributes
+    ----------
+    mode : str
+        ``"scenarios"`` (an event log: simulated new windows of the same service), ``"tables"`` (two
+        tables the user gave) or ``"not run"`` (a snapshot table and no second table).
+    reference, current : pathlib.Path or None
+        The two tables of the ``"tables"`` mode.
+    reason : str
+        Why monitoring was not run (``""`` otherwise).
+    how : str
+        How to give the second table (``""`` unless not run).
+    """
+
+    mode: str
+    reference: Path | None = None
+    current: Path | None = None
+    reason: str = ""
+    how: str = ""
+
+    @property
+    def run(self) -> bool:
+        """Monitoring runs (scenarios or two tables)."""
+        return self.mode != "not run"
+
+
+def plan_monitoring(data: str | os.PathLike | None = None, data_kind: str | None = None, *,
+                    reference: str | os.PathLike | None = None,
+                    current: str | os.PathLike | None = None) -> MonitoringPlan:
+    """Decide what the monitoring notebook compares; it never puts simulated data in place of a user's table.
+
+    * ``current`` given: the two tables ``reference`` (default: ``data``) and ``current``; both
+      must be one-row-per-user tables.
+    * no ``current``, and ``data`` (or ``reference``) is a snapshot table: not run, with the reason
+      and how to give the second table (:data:`HOW_TO_MONITOR_TABLES`).
+    * otherwise (an event log, or the simulated default log): simulated scenarios over that log.
+
+    Parameters
+    ----------
+    data, data_kind
+        The report's data and its kind (None: the simulated default log / detect from the file).
+    reference, current : path-like, optional
+        The two tables to compare.
+
+    Returns
+    -------
+    MonitoringPlan
+
+    Raises
+    ------
+    churnlib.load.DataValidationError
+        ``current`` without a reference table, or either of them an event log.
+    """
+    ref = reference if reference is not None else data
+    if current is not None:
+        if ref is None:
+            raise DataValidationError("monitoring two tables needs the reference table too (the `reference` "
+                                      "parameter, or `data`)", file=current)
+        for what, path, kind in (("reference", ref, data_kind if reference is None else None),
+                                 ("current", current, None)):
+            if (kind or detect_kind(Path(path))) != "snapshot":
+                raise DataValidationError(f"the {what} table must be a one-row-per-user table (CSV or parquet), "
+                                          "not an event log: monitoring an event log compares windows of that "
+                                          "log", file=path)
+        return MonitoringPlan("tables", Path(ref), Path(current))
+    kind = None if ref is None else ((data_kind if reference is None else None) or detect_kind(Path(ref)))
+    if kind == "snapshot":
+        return MonitoringPlan(
+            "not run", Path(ref), None,
+            reason=(f"`{Path(ref).name}` is one table of users at one time, and drift monitoring compares the users "
+                    "of one time with those of a later time: it needs a second table (no simulated data is put "
+                    "in its place: simulated music-service users say nothing about this table's users)"),
+            how=HOW_TO_MONITOR_TABLES)
+    return MonitoringPlan("scenarios")
+
+
+def read_table(path: str | os.PathLike, *, id_col: str, label_col: str | None = None,
+               strict: bool = False) -> SnapshotTable:
+    """Load a table to monitor; its label column is optional (a current table may have no labels yet).
+
+    Parameters
+    ----------
+    path : path-like
+        CSV(.gz) or parquet.
+    id_col : str
+    label_col : str, optional
+        Used when the file has this column; otherwise the table is read without labels.
+    strict : bool, default False
+        Stop at the first defect (see :func:`churnlib.load.load_table`).
+
+    Returns
+    -------
+    churnlib.load.SnapshotTable
+        ``label_col`` None when the file has no label column.
+    """
+    has_label = label_col is not None and label_col in _header(Path(path))
+    return load_table(path, id_col=id_col, label_col=label_col if has_label else None, strict=strict)
+
+
+def _header(path: Path) -> list[str]:
+    """Column names of a CSV(.gz) or parquet file (without reading its rows)."""
+    if not path.exists():
+        raise DataValidationError("file not found", file=path)
+    if path.is_dir():
+        raise DataValidationError("a table must be one file, not a folder", file=path)
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return list(pq.read_schema(path).names)
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            first = next(csv.reader(fh), [])
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        raise DataValidationError(f"cannot read the header: {exc}", file=path) from None
+    return [c.strip() for c in first]
+
+
+@dataclass
+class TableComparison:
+    """Two tables of users compared: feature drift, score drift and, with labels, performance.
+
+    Attributes
+    ----------
+    reference, current : str
+        What each table is (file, users, churn rate when labelled).
+    drift : churnlib.drift.DriftReport
+        Every feature the two tables share.
+    score_drift : churnlib.drift.DriftReport or None
+        The model's churn probability (one row, ``"churn probability"``), with a model.
+    performance : pandas.DataFrame or None
+        As :func:`performance_check` (``reference``/``current`` with intervals, ``change``) when the
+        current table has labels and the model was scored: the reference is the model's own
+        holdout (users of its training data it never saw), else the reference table.
+    performance_reference : str
+        Where ``performance``'s reference comes from, in words.
+    recommendation : Recommendation
+    false_alarms : FalseAlarmResult or None
+        The monitor on pairs of random halves of the reference (one population: any alarm is false).
+    model : str
+        The model scored, in words ("" without one).
+    model_sha256 : str or None
+        Its artifact digest (what ``monitoring.json`` is stamped with).
+    notes : list of str
+        Columns only one table has, columns left out, and other remarks.
+    n_reference, n_current : int
+        Users in each table.
+    quality : dict of str to churnlib.load.DataQuality
+        ``"reference"`` / ``"current"``: how each file was read (:func:`compare_files`; empty for frames).
+    """
+
+    reference: str
+    current: str
+    drift: DriftReport
+    score_drift: DriftReport | None
+    performance: pd.DataFrame | None
+    performance_reference: str
+    recommendation: Recommendation
+    false_alarms: FalseAlarmResult | None
+    model: str
+    model_sha256: str | None
+    notes: list[str]
+    n_reference: int
+    n_current: int
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+def _holdout_table(holdout: dict | None) -> pd.DataFrame | None:
+    """``model.info["holdout"]`` (metric -> value/low/high) as a metrics frame; None when absent."""
+    if not holdout:
+        return None
+    rows = {m: {k: (np.nan if (r or {}).get(k) is None else float(r[k])) for k in ("value", "low", "high")}
+            for m, r in holdout.items()}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    return frame if {"roc_auc", "pr_auc"} <= set(frame.index) else None
+
+
+def table_false_alarms(table: pd.DataFrame, n_samples: int = 10, *, features: Sequence[str] | None = None,
+                       psi_threshold: float = PSI_THRESHOLD, ks_threshold: float = KS_THRESHOLD,
+                       min_rows: int = MIN_ROWS, seed: int = 0) -> FalseAlarmResult:
+    """Run the monitor on ``n_samples`` pairs of random halves of one table and count alarms.
+
+    Both halves come from the same users at the same time, so every alarm is false: the rate is how
+    often the drift rule fires by chance on tables of half this size (tables of the full size fire
+    somewhat less often).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per user.
+    n_samples : int
+        Random splits.
+    features, psi_threshold, ks_threshold, min_rows
+        As for :func:`churnlib.drift.drift_report`.
+    seed : int
+
+    Returns
+    -------
+    churnlib.scenarios.FalseAlarmResult
+    """
+    rng = np.random.default_rng(seed)
+    n = len(table)
+    counts, flagged, n_r, n_c = [], {}, [], []
+    for _ in range(n_samples):
+        idx = rng.permutation(n)
+        a, b = table.iloc[np.sort(idx[: n // 2])], table.iloc[np.sort(idx[n // 2:])]
+        rep = drift_report(a, b, features=features, psi_threshold=psi_threshold, ks_threshold=ks_threshold,
+                           min_rows=min_rows)
+        counts.append(len(rep.drifted))
+        n_r.append(len(a))
+        n_c.append(len(b))
+        for f in rep.drifted["feature"]:
+            flagged[f] = flagged.get(f, 0) + 1
+    counts = np.array(counts, dtype=int)
+    by = pd.Series(flagged, dtype="int64").sort_values(ascending=False, kind="mergesort")
+    return FalseAlarmResult(Rate(int((counts > 0).sum()), n_samples), counts, by, n_r, n_c)
+
+
+def _describe(name: str, frame: pd.DataFrame, label_col: str | None) -> str:
+    text = f"`{name}`: {len(frame):,} users"
+    if label_col is not None and label_col in frame:
+        y = frame[label_col].dropna()
+        if len(y):
+            text += f", {int(y.sum()):,} labelled as churned ({y.mean():.1%})"
+    else:
+        text += ", no labels"
+    return text
+
+
+def compare_tables(reference: pd.DataFrame, current: pd.DataFrame, *, model: ChurnModel | None = None,
+                   id_col: str = "user_id", label_col: str | None = "is_churned",
+                   exclude: Sequence[str] = (), reference_name: str = "reference",
+                   current_name: str = "current", psi_threshold: float = PSI_THRESHOLD,
+                   ks_threshold: float = KS_THRESHOLD, metric: str = "roc_auc", n_bootstrap: int = 200,
+                   n_false_alarm_samples: int = 10, seed: int = 0) -> TableComparison:
+    """Compare a current table of users with a reference table: what drifted, and how the model fares.
+
+    Every column both tables hold except the id, the label and ``exclude`` is checked with the drift
+    rule of :func:`churnlib.drift.drift_report` (PSI and KS; text columns as categories). With a
+    model, its churn probability is compared the same way; when the current table has labels, the
+    model's metrics on it (95% bootstrap intervals over users) are set beside its own holdout metrics
+    (``model.info["holdout"]``: users of its training data it never saw) or, for a model without
+    them, beside the reference table's (optimistic when that is the training table), and
+    :func:`recommend` decides.
+
+    Parameters
+    ----------
+    reference, current : pandas.DataFrame
+        One row per user.
+    model : churnlib.model.ChurnModel, optional
+    id_col : str
+    label_col : str or None
+        Label column; a table without it is unlabelled.
+    exclude : sequence of str
+        Columns that are not features (e.g. ``SnapshotTable.not_features``).
+    reference_name, current_name : str
+        How the tables are named in the text (their file names).
+    psi_threshold, ks_threshold : float
+        The drift rule.
+    metric : str, default "roc_auc"
+        The metric the recommendation judges.
+    n_bootstrap : int
+        Bootstrap replicates of the performance intervals.
+    n_false_alarm_samples : int
+        Random splits of the reference for :func:`table_false_alarms` (0: none).
+    seed : int
+
+    Returns
+    -------
+    TableComparison
+    """
+    keys = {id_col, label_col, *exclude} - {None}
+    ref_cols = [c for c in reference.columns if c not in keys]
+    features = [c for c in ref_cols if c in current.columns]
+    notes = []
+    only_ref = [c for c in ref_cols if c not in current.columns]
+    only_cur = [c for c in current.columns if c not in keys and c not in reference.columns]
+    if only_ref:
+        notes.append(f"{len(only_ref)} column(s) only in the reference table, not checked: {', '.join(only_ref[:10])}"
+                     + (" ..." if len(only_ref) > 10 else ""))
+    if only_cur:
+        notes.append(f"{len(only_cur)} column(s) only in the current table, not checked: {', '.join(only_cur[:10])}"
+                     + (" ..." if len(only_cur) > 10 else ""))
+    left_out = [c for c in exclude if c in reference.columns and c not in (id_col, label_col)]
+    if left_out:
+        notes.append(f"left out as not features: {', '.join(left_out)}")
+    if not features:
+        raise DataValidationError("the two tables share no feature column to compare")
+    drift = drift_report(reference, current, features=features, psi_threshold=psi_threshold,
+                         ks_threshold=ks_threshold)
+    labelled = label_col is not None and label_col in current and current[label_col].notna().any()
+    score_drift = performance = None
+    perf_ref = model_text = ""
+    sha = None
+    if model is not None:
+        sha = model.info.get("sha256")
+        model_text = model.describe()
+        p_ref, p_cur = model.churn_probability(reference), model.churn_probability(current)
+        score_drift = drift_report(pd.DataFrame({"churn probability": p_ref}),
+                                   pd.DataFrame({"churn probability": p_cur}),
+                                   psi_threshold=psi_threshold, ks_threshold=ks_threshold)
+        if labelled:
+            y = current[label_col].to_numpy().astype(int)
+            cur = ev.evaluate_predictions(y, p_cur, p_cur >= model.threshold,
+                                          current[id_col].astype(str).to_numpy(), n_bootstrap=n_bootstrap, seed=seed)
+            ref = _holdout_table(model.info.get("holdout"))
+            if ref is not None:
+                ref = ref.reindex(cur.index)
+                perf_ref = "the model's own holdout (users of its training data it never saw)"
+            elif label_col in reference and reference[label_col].notna().all():
+                y_ref = reference[label_col].to_numpy().astype(int)
+                ref = ev.evaluate_predictions(y_ref, p_ref, p_ref >= model.threshold,
+                                              reference[id_col].astype(str).to_numpy(), n_bootstrap=n_bootstrap,
+                                              seed=seed)
+                perf_ref = ("the reference table (the model has no holdout figures; if it was trained on this "
+                            "table they are optimistic)")
+            if ref is not None:
+                performance = _performance_table(ref, cur)
+            else:
+                performance = _performance_table(cur * np.nan, cur)
+                perf_ref = "nothing (the model has no holdout figures and the reference table no labels)"
+    if model is None:
+        notes.append("no model was given: only the inputs are compared, not the scores or the performance")
+    elif not labelled:
+        notes.append("the current table has no labels yet: the model's performance on it cannot be measured")
+    fa = (table_false_alarms(reference, n_false_alarm_samples, features=features, psi_threshold=psi_threshold,
+                             ks_threshold=ks_threshold, seed=seed) if n_false_alarm_samples else None)
+    rec_perf = performance if performance is not None and performance["reference"].notna().any() else None
+    return TableComparison(
+        reference=_describe(reference_name, reference, label_col if label_col in reference else None),
+        current=_describe(current_name, current, label_col if labelled else None),
+        drift=drift, score_drift=score_drift, performance=performance, performance_reference=perf_ref,
+        recommendation=recommend(drift, rec_perf, metric=metric), false_alarms=fa, model=model_text,
+        model_sha256=sha, notes=notes, n_reference=len(reference), n_current=len(current))
+
+
+def not_run_summary(plan: MonitoringPlan) -> dict:
+    """The content of ``monitoring.json`` when monitoring was not run: ``status`` ``"not run"``, the
+    reason and how to run it (no drift numbers)."""
+    return {"status": "not run", "mode": plan.mode, "reason": plan.reason, "how": plan.how,
+            "reference": None if plan.reference is None else str(plan.reference)}
+
+
+def table_summary(result: TableComparison, recommendation: str) -> dict:
+    """The content of ``monitoring.json`` for two tables (the keys of :func:`monitoring_summary`, plus
+    ``status``, ``mode``, ``score_drift``, ``performance_reference``, ``model`` and ``notes``).
+
+    Parameters
+    ----------
+    result : TableComparison
+    recommendation : str
+        The recommendation in words (:func:`churnlib.monitoring_report.recommendation_text`).
+    """
+    out = monitoring_summary(reference=result.reference, current=result.current, drift=result.drift,
+                             performance=result.performance, recommendation=recommendation,
+                             false_alarms=result.false_alarms, challenge_result=None, scenarios={})
+    sd = None
+    if result.score_drift is not None:
+        r = result.score_drift.table.iloc[0]
+        sd = {"psi": None if not np.isfinite(r["psi"]) else round(float(r["psi"]), 4),
+              "ks": None if not np.isfinite(r["ks"]) else round(float(r["ks"]), 4),
+              "drifted": bool(r["drifted"]), "reference_mean": float(r["reference_mean"]),
+              "current_mean": float(r["current_mean"])}
+    out.update(mode="tables", score_drift=sd, performance_reference=result.performance_reference,
+               model=result.model, notes=list(result.notes),
+               quality={k: q.to_dict() for k, q in result.quality.items()})
+    if result.performance is not None and not result.performance["reference"].notna().any():
+        out["performance"] = {"reference": None, "current": out["performance"]["current"]}
+    return out
+
+
+def _resolve_model(model: ChurnModel | str | os.PathLike | None) -> ChurnModel | None:
+    if model is None or isinstance(model, ChurnModel):
+        return model
+    path = Path(model)
+    if path.is_dir():
+        path = path / ARTIFACT_NAME
+    try:
+        return ChurnModel.load(path)
+    except (OSError, ArtifactError, ValueError) as exc:
+        raise DataValidationError(f"cannot use the model: {exc}", file=path) from None
+
+
+def compare_files(reference: str | os.PathLike, current: str | os.PathLike, *,
+                  model: ChurnModel | str | os.PathLike | None = None, id_col: str = "user_id",
+                  label_col: str | None = "is_churned", strict: bool = False,
+                  psi_threshold: float = PSI_THRESHOLD, ks_threshold: float = KS_THRESHOLD,
+                  n_bootstrap: int = 200, n_false_alarm_samples: int = 10, seed: int = 0) -> TableComparison:
+    """Load two table files (:func:`read_table`) and compare them (:func:`compare_tables`).
+
+    Parameters
+    ----------
+    reference, current : path-like
+        CSV(.gz) or parquet tables, one row per user, with the same columns (``current`` may lack
+        the label: performance is then not measured).
+    model : ChurnModel or path-like, optional
+        A model, a saved artifact or the folder holding ``churn_model.joblib``; without one only the
+        inputs are compared.
+    id_col, label_col : str
+    strict : bool, default False
+        Stop at the first defect of either table instead of repairing or dropping it.
+    psi_threshold, ks_threshold, n_bootstrap, n_false_alarm_samples, seed
+        As for :func:`compare_tables`.
+
+    Returns
+    -------
+    TableComparison
+        ``quality`` holds both tables' data-quality accounts; columns either table marks as not
+        features (``SnapshotTable.not_features``) are left out.
+
+    Raises
+    ------
+    churnlib.load.DataValidationError
+        A table that cannot be read, an unusable model, or tables without a common feature column.
+    """
+    ref_t = read_table(reference, id_col=id_col, label_col=label_col, strict=strict)
+    cur_t = read_table(current, id_col=id_col, label_col=label_col, strict=strict)
+    exclude = sorted(set(ref_t.not_features) | set(cur_t.not_features))
+    result = compare_tables(ref_t.table, cur_t.table, model=_resolve_model(model), id_col=id_col,
+                            label_col=label_col, exclude=exclude, reference_name=Path(reference).name,
+                            current_name=Path(current).name, psi_threshold=psi_threshold,
+                            ks_threshold=ks_threshold, n_bootstrap=n_bootstrap,
+                            n_false_alarm_samples=n_false_alarm_samples, seed=seed)
+    result.quality = {"reference": ref_t.quality, "current": cur_t.quality}
+    return result
+
+
+def write_monitoring(summary: dict, path: str | os.PathLike, *, model_sha256: str | None,
+                     params: dict[str, Any]) -> Path:
+    """Write ``monitoring.json`` atomically, stamped with the model it judged (its key file beside it).
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`monitoring_summary`, :func:`table_summary` or :func:`not_run_summary`.
+    path : path-like
+    model_sha256 : str or None
+        The model's artifact digest (``"not saved"`` is recorded for a model never saved); None
+        when no model was judged (monitoring not run), so the file goes with any model.
+    params : dict
+        What else the product depends on (scenario, or the two tables' fingerprints).
+    """
+    model = None if model_sha256 is None and summary.get("status") == "not run" else (model_sha256 or "not saved")
+    key = product_key("monitoring", {"model": model}, params)
+    return write_product(Path(path), lambda tmp: write_summary(summary, tmp), key)
+
+
+def monitor_command(reference: str | os.PathLike, current: str | os.PathLike, out: str | os.PathLike, *,
+                    model: ChurnModel | str | os.PathLike | None = None, id_col: str = "user_id",
+                    label_col: str | None = "is_churned", strict: bool = False,
+                    psi_threshold: float = PSI_THRESHOLD, ks_threshold: float = KS_THRESHOLD,
+                    n_bootstrap: int = 200, n_false_alarm_samples: int = 10, seed: int = 0,
+                    wording: Callable[[Recommendation], str] | None = None) -> TableComparison:
+    """``python -m churnlib monitor``: compare two tables of users and write ``monitoring.json``.
+
+    Parameters
+    ----------
+    reference, current, model, id_col, label_col, strict
+        As for :func:`compare_files`.
+    out : path-like
+        The JSON file to write (atomically; stamped with the model's digest like the notebook's
+        ``monitoring.json``, with a key file beside it).
+    psi_threshold, ks_threshold, n_bootstrap, n_false_alarm_samples, seed
+        As for :func:`compare_tables`.
+    wording : callable, optional
+        The recommendation in words for the file (the command line passes
+        :func:`churnlib.monitoring_report.recommendation_text`); default: its action ("Investigate").
+
+    Returns
+    -------
+    TableComparison
+        What the command prints (:func:`churnlib.monitoring_report.command_text`).
+
+    Raises
+    ------
+    churnlib.load.DataValidationError
+        A table that cannot be read, an unusable model, or tables without a common feature column.
+    """
+    result = compare_files(reference, current, model=model, id_col=id_col, label_col=label_col, strict=strict,
+                           psi_threshold=psi_threshold, ks_threshold=ks_threshold, n_bootstrap=n_bootstrap,
+                           n_false_alarm_samples=n_false_alarm_samples, seed=seed)
+    words = wording(result.recommendation) if wording is not None else result.recommendation.action.capitalize()
+    summary = table_summary(result, words)
+    write_monitoring(summary, out, model_sha256=result.model_sha256,
+                     params={"mode": "tables", "reference": data_fingerprint(reference),
+                             "current": data_fingerprint(current)})
+    return result

@@ -15,13 +15,17 @@ import seaborn as sns
 
 from churnlib.drift import DriftReport
 from churnlib.intervals import Interval
-from churnlib.monitoring import METRIC_LABELS, ChallengeResult, Recommendation, ScenarioRun, recommend
+from churnlib.monitoring import (METRIC_LABELS, ChallengeResult, MonitoringPlan, Recommendation, ScenarioRun,
+                                 TableComparison, recommend)
 from churnlib.scenarios import SCENARIOS, FalseAlarmResult, ReferenceWindow
 
 __all__ = [
     "challenge_lines",
+    "command_text",
     "drift_summary",
     "false_alarm_statement",
+    "not_run_key_numbers",
+    "not_run_text",
     "performance_table",
     "plot_drift",
     "plot_performance",
@@ -31,6 +35,10 @@ __all__ = [
     "retrain_recommendation",
     "scenario_overview",
     "scenario_table",
+    "score_drift_statement",
+    "table_key_numbers",
+    "table_lines",
+    "table_performance_text",
     "window_description",
 ]
 
@@ -237,3 +245,86 @@ def plot_performance(performance: pd.DataFrame, challenge_result: ChallengeResul
                      f"{d.value:+.3f} (95% {d.low:+.3f} to {d.high:+.3f})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Two tables (snapshot data), or no second table
+# --------------------------------------------------------------------------------------------
+
+def not_run_text(plan: MonitoringPlan) -> str:
+    """Markdown: monitoring was not run, why, and how to give the second table."""
+    return (f"**Monitoring was not run: it needs a second table.** {plan.reason[0].upper()}{plan.reason[1:]}. "
+            f"To monitor, {plan.how}.")
+
+
+def not_run_key_numbers(plan: MonitoringPlan) -> dict[str, str]:
+    """The report index's one line for a monitoring run that did not happen (no drift numbers)."""
+    return {"Monitoring": "not run: a snapshot table needs a second, later table to compare with "
+                          "(CURRENT= / `churnlib monitor --current`)"}
+
+
+def score_drift_statement(result: TableComparison) -> str:
+    """One sentence on how far the model's churn probabilities moved between the two tables."""
+    if result.score_drift is None:
+        return "No model was scored, so the churn probabilities were not compared."
+    r = result.score_drift.table.iloc[0]
+    moved = "moved beyond the drift rule" if r["drifted"] else "did not move beyond the drift rule"
+    return (f"The model's churn probabilities {moved}: mean {r['reference_mean']:.3f} on the reference, "
+            f"{r['current_mean']:.3f} on the current table (PSI {r['psi']:.2f}, KS {r['ks']:.2f}).")
+
+
+def table_performance_text(result: TableComparison, metric: str = "roc_auc") -> str:
+    """One sentence on the model's ranking on the current table's labels, against its reference."""
+    if result.performance is None:
+        return ("The model's performance on the current table was not measured "
+                + ("(no model was given)." if not result.model else "(the current table has no labels yet)."))
+    row = result.performance.loc[metric]
+    cur = Interval.from_row(row, "current")
+    label = _label(metric)
+    if not np.isfinite(row["reference"]):
+        return f"{label} on the current table's labels: {cur.text()} (nothing to compare it with)."
+    ref = Interval.from_row(row, "reference")
+    verdict = ("lower beyond the noise" if cur.below(ref.value) else
+               "consistent with the reference" if cur.covers(ref.value) or ref.covers(cur.value) else
+               "higher than the reference")
+    return (f"{label} on the current table's labels: {cur.text()}, against {ref.text()} on "
+            f"{result.performance_reference}: {verdict}.")
+
+
+def table_lines(result: TableComparison) -> list[str]:
+    """Markdown bullets: the two tables, what drifted, the scores, performance, false alarms, notes."""
+    lines = [f"- **Reference table**: {result.reference}.", f"- **Current table**: {result.current}.",
+             f"- **Model**: {result.model or 'none given'}.",
+             f"- **What changed**: {drift_summary(result.drift)}",
+             f"- **Scores**: {score_drift_statement(result)}",
+             f"- **Performance**: {table_performance_text(result)}"]
+    if result.false_alarms is not None:
+        fa = result.false_alarms
+        iv = fa.interval
+        lines.append(f"- **False alarms**: on {fa.n_pairs} random splits of the reference table into halves the "
+                     f"monitor fired {fa.rate.count} times ({iv.value:.0%}, 95% interval {iv.low:.0%}–{iv.high:.0%}).")
+    lines += [f"- {n[0].upper()}{n[1:]}." for n in result.notes]
+    return lines
+
+
+def command_text(result: TableComparison) -> str:
+    """What ``python -m churnlib monitor`` prints: the bullets, the recommendation and both data accounts."""
+    lines = [ln[2:].replace("**", "") for ln in table_lines(result)]
+    lines.append(f"Recommendation: {recommendation_text(result.recommendation)}")
+    lines += [f"{name} table: {q.text()}" for name, q in result.quality.items()]
+    return "\n".join(lines)
+
+
+def table_key_numbers(result: TableComparison) -> dict[str, str]:
+    """Headline numbers of a two-table comparison for the report index."""
+    out = {"Compared": f"{result.n_current:,} current vs {result.n_reference:,} reference users",
+           "Features drifted": f"{len(result.drift.drifted)} of {result.drift.n_checked}"}
+    if result.score_drift is not None:
+        out["Score drift"] = "yes" if result.score_drift.fired else "no"
+    if result.performance is not None:
+        out["ROC-AUC on the current table"] = Interval.from_row(result.performance.loc["roc_auc"], "current").text()
+    if result.false_alarms is not None:
+        iv = result.false_alarms.interval
+        out["False-alarm rate"] = f"{iv.value:.0%} ({iv.low:.0%}–{iv.high:.0%}, {result.false_alarms.n_pairs} splits)"
+    out["Recommendation"] = recommendation_headline(result.recommendation)
+    return out

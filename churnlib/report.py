@@ -320,6 +320,7 @@ def run_report(
     id_col: str = "user_id",
     label_col: str = "is_churned",
     split_col: str | None = None,
+    current: str | os.PathLike | None = None,
     kernel: str = "churnlib",
     notebooks: list[Path] | None = None,
     root: str | os.PathLike | None = None,
@@ -337,6 +338,10 @@ def run_report(
         Id and label columns when ``data`` is a snapshot table.
     split_col
         Column marking rows train/test (the modelling notebooks then hold out the test rows).
+    current
+        A later table with the same columns as ``data`` (a snapshot table): ``07_monitoring``
+        compares it with ``data``. Without it, monitoring a snapshot table is not run (the report
+        says why); an event log is monitored on simulated windows either way.
     kernel
         Jupyter kernel that runs the notebooks (``make setup`` registers ``churnlib``).
     notebooks
@@ -373,6 +378,8 @@ def run_report(
         data = default_event_log(**sim, output_dir=root)
     data = Path(data).resolve()
     kind = detect_kind(data)
+    if current is not None and not Path(current).is_file():
+        raise FileNotFoundError(f"current table not found: {current}")
     result = RunResult(index=root / "reports" / "index.html", data=str(data), data_kind=kind,
                        fingerprint=data_fingerprint(data))
 
@@ -385,6 +392,7 @@ def run_report(
         **cfg.get("parameters", {}),
         "data": str(data), "data_kind": kind, "id_col": id_col, "label_col": label_col,
         "output_dir": str(staging), **({"split_col": split_col} if split_col else {}),
+        **({"current": str(Path(current).resolve())} if current is not None else {}),
     }
     with tempfile.TemporaryDirectory(prefix="churnlib-kernels-") as sockets:
         for i, nb in enumerate(notebooks, 1):

@@ -28,12 +28,13 @@ from churnlib.eda import Rate, churn_rate
 from churnlib.intervals import Interval
 from churnlib.artifact import manifest_path
 from churnlib.model import ARTIFACT_NAME
+from churnlib.model_report import leakage_sentence, summary_sentences
 from churnlib.pipeline import upstream_mismatch
 
 __all__ = [
     "Section", "SummaryInputs", "Trend", "signal_detected", "ACTION_RULES", "load_inputs", "not_available", "signal_section",
     "churn_rate_section", "churn_trend", "trend_section", "plot_churn_trend", "model_quality_section",
-    "top_users_section", "drivers_section", "plot_drivers", "reason_family", "retention_actions",
+    "still_customers", "top_users_section", "drivers_section", "plot_drivers", "reason_family", "retention_actions",
     "actions_section", "data_quality_section", "changes_section", "key_numbers", "model_sha256",
 ]
 
@@ -455,6 +456,11 @@ def model_quality_section(metrics: dict | None) -> Section:
         head = "The model ranks churners well above chance"
     else:  # a real signal, but the list's top is too small to be sure how much it concentrates churners
         head = "The model ranks churners better than chance, with wide uncertainty"
+    # how far the choice can be trusted: selection, CV vs holdout, the default baseline, leaks removed
+    lines += [f"- {s}" for s in summary_sentences(metrics)]
+    leak = leakage_sentence(metrics)
+    if leak:
+        lines.append(f"- {leak}")
     return Section(head, f"{where}{model}; brackets are 95% intervals.\n\n" + "\n".join(lines), numbers=numbers)
 
 
@@ -470,7 +476,35 @@ def _id_column(scores: pd.DataFrame) -> str:
     return next(c for c in scores.columns if c not in known)
 
 
-def top_users_section(scores: pd.DataFrame | None, n: int = 15, actionable: bool = True) -> Section:
+def still_customers(scores: pd.DataFrame | None, left_ids: Any = None) -> tuple[pd.DataFrame | None, str]:
+    """The risk scores of users who are still customers, and one sentence saying who is left out.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame or None
+        ``risk_scores.parquet`` (its first column that is not a score column is the user id).
+    left_ids : iterable, optional
+        Ids of users whose label says they already left (a snapshot table's label-1 users). None for
+        an event log: its scores hold only users who had not cancelled by the latest observation date.
+
+    Returns
+    -------
+    (scores, note)
+        ``scores`` without those users (they may be there when ``risk_scores.parquet`` predates this
+        rule); ``note`` is the sentence for the risk list.
+    """
+    if left_ids is None:
+        return scores, "Only users who had not cancelled by the latest observation date are listed."
+    left = {str(i) for i in left_ids}
+    note = (f"{len(left):,} users whose label says they already left are not listed." if left else
+            "No user's label says they already left, so every user is listed.")
+    if scores is None or scores.empty or not left:
+        return scores, note
+    keep = ~scores[_id_column(scores)].astype(str).isin(left)
+    return scores[keep.to_numpy()].reset_index(drop=True), note
+
+
+def top_users_section(scores: pd.DataFrame | None, n: int = 15, actionable: bool = True, note: str = "") -> Section:
     """The users most at risk: id, probability, band and three reasons.
 
     Parameters
@@ -482,6 +516,8 @@ def top_users_section(scores: pd.DataFrame | None, n: int = 15, actionable: bool
         Users to list.
     actionable : bool
         False when the model found no detectable signal: the list is then withheld, with the reason.
+    note : str
+        Who is left out of the list (:func:`still_customers`), added to the text.
 
     Returns
     -------
@@ -497,8 +533,8 @@ def top_users_section(scores: pd.DataFrame | None, n: int = 15, actionable: bool
     if not actionable:
         return Section("No list of users to contact: the scores carry no detectable signal",
                        f"{len(scores):,} users were scored ({counts} risk), but with no detectable signal "
-                       "their order is no better than chance, so no one is singled out here.",
-                       numbers=numbers)
+                       "their order is no better than chance, so no one is singled out here."
+                       + (f" {note}" if note else ""), numbers=numbers)
     id_col = _id_column(scores)
     top = scores.sort_values("churn_probability", ascending=False, kind="stable").head(n)
     table = pd.DataFrame({
@@ -507,8 +543,9 @@ def top_users_section(scores: pd.DataFrame | None, n: int = 15, actionable: bool
         "risk band": top["risk_band"].astype(str).to_numpy() if "risk_band" in top else "",
         **{f"reason {i}": top[r].fillna("").astype(str).to_numpy() for i, r in enumerate(_REASONS, 1) if r in top},
     }, index=pd.RangeIndex(1, len(top) + 1, name="rank"))
-    text = (f"{len(scores):,} users scored: {counts} risk. The {len(top)} with the highest churn probability, "
-            "each with the three things that raise their risk most:")
+    text = (f"{len(scores):,} users scored: {counts} risk. " + (f"{note} " if note else "")
+            + f"The {len(top)} with the highest churn probability, each with the three things that raise their "
+            "risk most:")
     return Section(f"{n_high:,} users are at high risk of churning", text, table, numbers=numbers)
 
 
@@ -692,6 +729,13 @@ def changes_section(monitoring: dict | None) -> Section:
     if not monitoring:
         return not_available(title, "the comparison with the reference window",
                              "no monitoring results (`monitoring.json`) were written")
+    if monitoring.get("status") == "not run":
+        reason = str(monitoring.get("reason") or "it had nothing to compare with")
+        how = monitoring.get("how")
+        return Section("Monitoring was not run: it needs a second table",
+                       f"Monitoring was not run, so there are no drift figures: {reason}."
+                       + (f" To monitor, {how}." if how else ""), available=False,
+                       numbers={"Monitoring": "not run: needs a second, later table"})
     lines = []
     ref, cur = monitoring.get("reference"), monitoring.get("current")
     window = f"Reference window: {ref}; current window: {cur}." if ref is not None and cur is not None else ""
@@ -707,11 +751,20 @@ def changes_section(monitoring: dict | None) -> Section:
     far = _interval(monitoring.get("false_alarm_rate"))
     if far:
         n = monitoring.get("n_false_alarm_samples")
-        lines.append(f"- The drift check raises a false alarm on {far.value:.0%} of fresh samples from the reference "
-                     f"itself ({_ci(far.low, far.high, '{:.0%}')}" + (f", {n} samples" if n else "") + ").")
+        where = ("random halves of the reference table" if monitoring.get("mode") == "tables" else
+                 "fresh samples from the reference itself")
+        lines.append(f"- The drift check raises a false alarm on {far.value:.0%} of {where} "
+                     f"({_ci(far.low, far.high, '{:.0%}')}" + (f", {n} samples" if n else "") + ").")
+    sd = monitoring.get("score_drift")
+    if sd and sd.get("psi") is not None:
+        lines.append(f"- The model's churn probabilities {'shifted' if sd.get('drifted') else 'did not shift'} "
+                     f"(mean {sd.get('reference_mean', float('nan')):.3f} on the reference, "
+                     f"{sd.get('current_mean', float('nan')):.3f} now; PSI {sd['psi']:.2f}).")
     perf = monitoring.get("performance") or {}
     a = _interval((perf.get("reference") or {}).get("roc_auc"))
     b = _interval((perf.get("current") or {}).get("roc_auc"))
+    if b and not a:
+        lines.append(f"- Model ROC-AUC on the current users' labels: {b.text(3)}.")
     if a and b:
         lines.append(f"- Model ROC-AUC: {a.text(3)} on the reference, {b.text(3)} now"
                      + (" -- the intervals overlap: no clear change." if a.overlaps(b) else

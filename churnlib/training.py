@@ -6,7 +6,10 @@ both produce the same ``metrics.json`` and artifact:
 1. hold out a test part (a given split column, else a stratified, group-aware fraction);
 2. compare models x imbalance strategies with repeated CV on the training part
    (:func:`churnlib.models.compare_models`: metrics with bootstrap intervals);
-3. choose the best by cross-validated PR-AUC and tune it with a bounded search;
+3. compare every candidate with the leader (highest cross-validated PR-AUC) on the same folds and
+   choose by the one-standard-error rule (:func:`churnlib.selection.select_candidate`); tune it with
+   a bounded search confirmed on training rows the search did not use
+   (:func:`churnlib.selection.confirm_search`);
 4. decide calibration and the threshold on out-of-fold predictions (:mod:`churnlib.thresholds`);
 5. refit on the whole training part, score the holdout once, run the label-permutation test;
 6. :meth:`TrainingResult.save` writes the model (:meth:`churnlib.model.ChurnModel.save`) and ``metrics.json``.
@@ -26,14 +29,24 @@ from sklearn.base import clone
 from churnlib import evaluation as ev
 from churnlib import paths
 from churnlib import thresholds as th
+from churnlib.selection import (
+    BASELINE,
+    Agreement,
+    BaselineCheck,
+    Selection,
+    check_agreement,
+    compare_with_baseline,
+    confirm_search,
+    select_candidate,
+)
 from churnlib.artifact import library_versions
 from churnlib.calibration import CalibratedClassifier
 from churnlib.datasets import default_event_log
-from churnlib.features import leakage_report
 from churnlib.files import write_json
 from churnlib.intervals import Interval
+from churnlib.leakage import LeakageScreen, screen_leaks
 from churnlib.load import data_fingerprint as fingerprint_of
-from churnlib.load import detect_kind
+from churnlib.load import detect_kind, not_feature_columns
 from churnlib.models import (
     Candidate,
     compare_models,
@@ -42,9 +55,9 @@ from churnlib.models import (
     load_training_table,
     make_pipeline,
     negatives_per_positive,
-    search_model,
 )
 from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
+from churnlib.outputs import QUALITY_NAME, check_output, quality_path
 from churnlib.pipeline import feature_table, product_key
 
 __all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "saved_model", "split_table",
@@ -67,9 +80,14 @@ class TrainTestParts:
     X, y, groups : training features, labels, user ids
     X_test, y_test, groups_test : the same for the holdout
     suspects : list of str
-        Leakage suspects left out (screened on the training part).
+        Leakage suspects left out (screened on the training part): single columns and the columns of
+        relations that give the label away (:func:`churnlib.leakage.screen_leaks`).
     description : str
         How the holdout was drawn.
+    leakage : churnlib.leakage.LeakageScreen or None
+        The screen (None when ``drop_suspects`` is off).
+    not_features : dict of str to str
+        Columns left out because they cannot be features (constant, empty, a unique text per row).
     """
 
     X: pd.DataFrame
@@ -80,6 +98,8 @@ class TrainTestParts:
     groups_test: np.ndarray
     suspects: list[str]
     description: str
+    leakage: LeakageScreen | None = None
+    not_features: dict[str, str] | None = None
 
 
 def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -88,25 +108,26 @@ def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str
     """Features, labels and ids of the training part and the holdout (see :func:`run_training`)."""
     if split_col is not None and split_col not in table.columns:
         raise ValueError(f"split column {split_col!r} not in the table; columns: {list(table.columns)}")
-    X_all = feature_frame(table, id_col, label_col, drop=[c for c in (split_col, *exclude) if c])
+    # constant, empty and unique-text-per-row columns say nothing about churn (a second id, a file name)
+    not_features = not_feature_columns(table.drop(columns=[c for c in (split_col, *exclude) if c]), id_col, label_col)
+    X_all = feature_frame(table, id_col, label_col, drop=[c for c in (split_col, *exclude, *not_features) if c])
     y_all = table[label_col].to_numpy().astype(int)
     g_all = table[id_col].astype(str).to_numpy()
     test = ev.holdout_split(y_all, g_all, table[split_col] if split_col else None, holdout_fraction, seed)
     suspects: list[str] = []
+    screen = None
     if drop_suspects:
-        # screened on the training part only, so the holdout stays unseen
-        screen = leakage_report(X_all[~test].assign(__y=y_all[~test]), "__y", exclude=(), seed=seed)
-        suspects = screen.loc[screen["suspect"], "feature"].tolist()
-        if len(suspects) < X_all.shape[1]:
-            X_all = X_all.drop(columns=suspects)
-        else:
-            suspects = []
+        # screened on the training part only, so the holdout stays unseen; never drops every column
+        screen = screen_leaks(X_all[~test], y_all[~test], g_all[~test], seed=seed)
+        suspects = list(screen.dropped)
+        X_all = X_all.drop(columns=suspects)
     if split_col is None:
         text = f"stratified group holdout of {test.mean():.0%} of rows (seed {seed})"
     else:
         text = f"split column {split_col!r}"
     return TrainTestParts(X_all[~test].reset_index(drop=True), y_all[~test], g_all[~test],
-                          X_all[test].reset_index(drop=True), y_all[test], g_all[test], suspects, text)
+                          X_all[test].reset_index(drop=True), y_all[test], g_all[test], suspects, text,
+                          screen, not_features)
 
 
 @dataclass
@@ -118,11 +139,13 @@ class TrainingResult:
     candidates : list of Candidate
         The comparison (CV on the training part, and each candidate once on the holdout).
     chosen : Candidate
-        The final configuration (tuned when the search helped), cross-validated.
+        The final configuration (tuned when the search's gain was confirmed), cross-validated.
     reason : str
         Why it was chosen.
     search : dict
-        Search method, budget, best parameters and their CV score, and whether they were kept.
+        Search method, budget, best parameters, their CV score on the search part, the
+        confirmation on training rows the search did not use, the optimism, and whether they were
+        kept (:meth:`churnlib.selection.SearchCheck.to_dict`).
     calibration : churnlib.thresholds.CalibrationChoice
     threshold : float
         The decision threshold (chosen on out-of-fold predictions).
@@ -142,6 +165,12 @@ class TrainingResult:
     feature_schema : list of dict
     info : dict
         Data sizes, split description, settings.
+    selection : churnlib.selection.Selection
+        Every candidate compared to the leader on the same folds, and the rule that chose.
+    agreement : churnlib.selection.Agreement
+        The holdout against the CV estimate, and folds that stand apart.
+    baseline : churnlib.selection.BaselineCheck
+        The final model against a default gradient-boosting model on the holdout.
     """
 
     candidates: list[Candidate]
@@ -161,6 +190,9 @@ class TrainingResult:
     permutation: ev.PermutationResult
     feature_schema: list[dict[str, str]]
     info: dict
+    selection: Selection | None = None
+    agreement: Agreement | None = None
+    baseline: BaselineCheck | None = None
 
     @property
     def signal_detected(self) -> bool:
@@ -216,6 +248,9 @@ class TrainingResult:
                                  "statement": self.permutation.statement()},
             "signal_detected": self.signal_detected,
             "signal_statement": self.signal_statement(),
+            "selection": self.selection.to_dict() if self.selection is not None else None,
+            "agreement": self.agreement.to_dict() if self.agreement is not None else None,
+            "baseline": self.baseline.to_dict() if self.baseline is not None else None,
         }
 
     def key_numbers(self) -> dict[str, str]:
@@ -229,6 +264,7 @@ class TrainingResult:
             "Threshold": f"{self.threshold:.3f} ({self.thresholds['rule']})",
             "Permutation p": f"{self.permutation.p_value:.3f}",
             "Signal detected": "yes" if self.signal_detected else "no",
+            **_check_numbers(self.agreement, self.baseline),
         }
 
     def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None, *,
@@ -279,6 +315,12 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                  n_jobs: int = 1) -> TrainingResult:
     """Hold out, compare, tune, calibrate, set the threshold, refit, evaluate once, test for signal.
 
+    The choice is made without a winner's curse (:mod:`churnlib.selection`): candidates are compared
+    to the leader paired on the same folds and the simplest one within one standard error is
+    chosen; a search's gain must be confirmed on rows it did not use. The final model is held
+    against a default gradient-boosting baseline on the holdout, and the holdout estimate against
+    the CV interval (with any fold that stands apart): all in ``metrics.json``.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -293,7 +335,9 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     n_splits, n_repeats : int
         Repeated stratified (group) K-fold on the training part.
     search_budget : int
-        Parameter settings tried for the leading model (0: no search).
+        Parameter settings tried for the chosen model (0: no search), on two thirds of the training
+        part; the tuned parameters are kept only when they beat the defaults on the other third by
+        more than one standard error.
     search_method : {"random", "halving"}
     n_permutations : int
         Label permutations for the signal test.
@@ -332,36 +376,28 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
         errors = "; ".join(f"{c.name}: {c.error}" for c in candidates if c.error)
         raise ValueError(f"no model could be evaluated ({errors or 'only the dummy baseline was requested'})")
     sel = "pr_auc"
-    ranked = sorted(usable, key=lambda c: -c.cv.loc[sel, "value"])
-    best = ranked[0]
+    splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
+    # every candidate against the leader on the same folds; the one-standard-error rule chooses
+    selection = select_candidate(candidates, y, splits, metric=sel)
+    by_name = {c.name: c for c in candidates}
+    leader, best = by_name[selection.leader], by_name[selection.chosen]
     dummy = next((c for c in candidates if c.model == "dummy" and c.cv is not None), None)
 
-    splits = ev.cv_splits(y, g, n_splits, n_repeats, seed)
+    # the search runs on part of the training rows and is confirmed on the rest
     pipe = make_pipeline(best.model, best.strategy, pos_weight=negatives_per_positive(y), seed=seed)
-    params, search_score = search_model(pipe, best.model, X, y, g, n_splits=n_splits, budget=search_budget,
-                                        method=search_method, seed=seed, n_jobs=n_jobs)
-    final, final_pipe, kept = best, pipe, False
-    if params:
-        tuned_pipe = clone(pipe).set_params(**params)
+    check = confirm_search(pipe, best.model, X, y, g, n_splits=n_splits, budget=search_budget,
+                           method=search_method, metric=sel, n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs)
+    final, final_pipe = best, pipe
+    if check.kept:
+        tuned_pipe = clone(pipe).set_params(**check.params)
         tuned = evaluate_candidate(tuned_pipe, best.model, best.strategy, X, y, g, splits,
-                                   n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, params=params)
-        if tuned.cv is not None and tuned.cv.loc[sel, "value"] > best.cv.loc[sel, "value"]:
-            final, final_pipe, kept = tuned, tuned_pipe, True
-    search = {"method": search_method, "budget": search_budget, "best_params": _jsonable_params(params),
-              "best_cv_pr_auc": search_score, "kept": kept,
-              "why": ("no search space or budget" if not params else
-                      "tuned parameters raise the cross-validated PR-AUC" if kept else
-                      "registry defaults scored at least as well; tuned parameters not kept")}
-
-    reason = (f"highest cross-validated PR-AUC among {len(usable)} candidates: "
-              f"{Interval.from_row(best.cv.loc[sel]).text()}")
-    if len(ranked) > 1:
-        reason += f"; runner-up {ranked[1].name} {ranked[1].cv.loc[sel, 'value']:.3f}"
-    if dummy is not None:
-        base = dummy.cv.loc[sel, "value"]
-        reason += f"; no-skill baseline (churn rate) {base:.3f}"
-        if best.cv.loc[sel, "low"] <= base:
-            reason += " -- not clearly better than the baseline: its interval includes it"
+                                   n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, params=check.params)
+        if tuned.cv is not None:
+            final, final_pipe = tuned, tuned_pipe
+        else:
+            check.kept, check.why = False, f"the tuned parameters fail on the whole training part ({tuned.error})"
+    search = check.to_dict()
+    reason = _selection_reason(selection, leader, best, dummy, len(usable), sel)
 
     calibration = th.choose_calibration(y, final.oof, seed=seed)
     p_oof = calibration.calibrated_oof
@@ -387,19 +423,27 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     holdout = ev.evaluate_predictions(y_te, p_test, p_test >= threshold, g_te, n_bootstrap=n_bootstrap, seed=seed)
     permutation = ev.permutation_test(final_pipe, X, y, g, n_splits=n_splits, n_permutations=n_permutations,
                                       seed=seed, n_jobs=n_jobs, alpha=alpha)
+    baseline = _baseline_check(candidates, final, X, y, X_te, y_te, g_te, p_test, metric=sel,
+                               n_bootstrap=n_bootstrap, seed=seed)
+    agreement = check_agreement(final.cv, holdout, y, final.oof, splits, y_te, g, split_given=split_col is not None,
+                                n_bootstrap=n_bootstrap, seed=seed)
     info = {
         "data": {"rows": int(len(y_all)), "rows_train": int(len(y)), "rows_test": int(len(y_te)),
                  "users": int(len(set(g_all))), "churn_rate_train": float(y.mean()),
                  "churn_rate_test": float(y_te.mean()), "id_col": id_col, "label_col": label_col,
                  "split": split_text, "users_in_both_parts": len(shared),
                  "features": int(X.shape[1]), "excluded_columns": [c for c in (split_col, *exclude) if c],
-                 "leakage_suspects_dropped": suspects},
+                 "leakage_suspects_dropped": suspects,
+                 "leakage": parts.leakage.to_dict() if parts.leakage is not None else None,
+                 "not_features": parts.not_features or {}},
         "settings": {"models": list(models), "strategies": list(strategies), "n_splits": n_splits,
                      "n_repeats": n_repeats, "group_aware": bool(len(set(g)) < len(g)),
                      "search_budget": search_budget, "search_method": search_method,
                      "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
                      "holdout_fraction": holdout_fraction if split_col is None else None,
-                     "cost_fn": cost_fn, "cost_fp": cost_fp, "selection_metric": sel, "alpha": alpha,
+                     "cost_fn": cost_fn, "cost_fp": cost_fp, "selection_metric": sel,
+                     "selection_rule": "one_standard_error", "search_confirmation": "a third of the training part",
+                     "alpha": alpha,
                      "drop_suspects": drop_suspects,
                      "seed": seed},
     }
@@ -407,16 +451,73 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                           calibration=calibration, threshold=threshold, thresholds=thresholds,
                           bands=model.bands, model=model, holdout=holdout,
                           holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
-                          feature_schema=model.schema, info=info)
+                          feature_schema=model.schema, info=info, selection=selection, agreement=agreement,
+                          baseline=baseline)
 
 
-def _jsonable_params(params: dict) -> dict:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+def _selection_reason(selection: Selection, leader: Candidate, best: Candidate, dummy: Candidate | None,
+                      n_usable: int, metric: str) -> str:
+    """Why ``best`` was chosen (``metrics.json``: ``chosen.reason``; printed by ``churnlib train``)."""
+    noise = selection.within_noise
+    lead = Interval.from_row(leader.cv.loc[metric]).text()
+    if n_usable == 1:
+        reason = f"the only candidate: cross-validated PR-AUC {lead}"
+    elif selection.rule == "leader":
+        reason = f"highest cross-validated PR-AUC among {n_usable} candidates: {lead}"
+        reason += ("; clearly ahead of every other candidate on the same folds" if not noise else
+                   f"; {len(noise)} other candidate(s) within noise of it on the same folds, none of them simpler "
+                   "and within one standard error")
+    else:
+        reason = (f"the leader {leader.name} ({lead}) is not clearly better than {len(noise)} of the other "
+                  f"{n_usable - 1} candidates on the same folds; by the one-standard-error rule the simplest "
+                  f"candidate within one standard error of it, {best.name}: {Interval.from_row(best.cv.loc[metric]).text()}")
+    if dummy is not None:
+        base = dummy.cv.loc[metric, "value"]
+        reason += f"; no-skill baseline (churn rate) {base:.3f}"
+        if best.cv.loc[metric, "low"] <= base:
+            reason += " -- not clearly better than the baseline: its interval includes it"
+    return reason
+
+
+def _baseline_check(candidates: Sequence[Candidate], final: Candidate, X: pd.DataFrame, y: np.ndarray,
+                    X_te: pd.DataFrame, y_te: np.ndarray, g_te: np.ndarray, p_test: np.ndarray, *,
+                    metric: str, n_bootstrap: int, seed: int) -> BaselineCheck:
+    """The final model against default gradient boosting on the holdout (reused when it was a candidate)."""
+    ranking = ["roc_auc", "pr_auc", "brier"]
+    cand = next((c for c in candidates if (c.model, c.strategy) == BASELINE and not c.params
+                 and c.holdout_proba is not None), None)
+    if cand is not None:
+        p_base, base_holdout = cand.holdout_proba, cand.holdout.loc[ranking]
+    else:
+        pipe = make_pipeline(*BASELINE, pos_weight=negatives_per_positive(y), seed=seed)
+        p_base = clone(pipe).fit(X, y).predict_proba(X_te)[:, 1]
+        base_holdout = ev.evaluate_predictions(y_te, p_base, p_base >= 0.5, g_te, n_bootstrap=n_bootstrap,
+                                               seed=seed).loc[ranking]
+    same = (final.model, final.strategy) == BASELINE and not final.params
+    return compare_with_baseline(y_te, p_test, p_base, g_te, baseline_holdout=base_holdout, metric=metric,
+                                 same_model=same, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _check_numbers(agreement: Agreement | None, baseline: BaselineCheck | None) -> dict[str, str]:
+    """Short key-number lines of the selection checks."""
+    out = {}
+    if agreement is not None:
+        out["CV vs holdout"] = ("agree" if agreement.agree else
+                                f"holdout {agreement.direction} CV" if agreement.direction else
+                                "a CV fold stands apart")
+    if baseline is not None:
+        out["vs default gradient boosting"] = baseline.verdict
+    return out
 
 
 def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_col: str | None = None,
-                  out: str | os.PathLike | None = None, **budget: Any) -> TrainingResult:
+                  out: str | os.PathLike | None = None, *, strict: bool = False, **budget: Any) -> TrainingResult:
     """``python -m churnlib train``: the model comparison of ``05_models`` on a table, saved to ``out``.
+
+    The output folder is checked before any work (:func:`churnlib.outputs.check_output`: not the
+    table, not a file, not under a file). The table's data-quality account
+    (:class:`churnlib.load.DataQuality`) goes into ``metrics.json`` (``data.quality``: why rows
+    went) and beside it as ``quality.json``.
 
     Parameters
     ----------
@@ -429,6 +530,8 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
     out : path-like, optional
         Folder for ``churn_model.joblib``, its manifest and ``metrics.json`` (default: ``models/``
         under the output root).
+    strict : bool, default False
+        Refuse the table at its first defect instead of repairing or dropping rows.
     **budget
         Any keyword of :func:`run_training` (``models``, ``strategies``, ``n_splits``,
         ``n_repeats``, ``search_budget``, ``n_permutations``, ``n_bootstrap``, ``cost_fn``,
@@ -437,11 +540,20 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
     Returns
     -------
     TrainingResult
+        ``info["quality"]`` holds the :class:`~churnlib.load.DataQuality`, ``info["written"]`` the
+        paths written.
     """
-    frame = load_training_table(table, id_col, label_col)
-    result = run_training(frame, id_col, label_col, split_col, **budget)
     out = Path(out) if out is not None else paths.models_dir()
+    check_output(out, inputs=[table], folder=True, names=(ARTIFACT_NAME, "metrics.json", QUALITY_NAME))
+    frame = load_training_table(table, id_col, label_col, strict=strict)
+    quality = frame.attrs.pop("quality", None)
+    result = run_training(frame, id_col, label_col, split_col, **budget)
+    if quality is not None:
+        result.info["data"]["quality"] = quality.to_dict()
     written = result.save(out, source=table)
+    if quality is not None:
+        written["quality"] = write_json(quality_path(out, folder=True), quality.to_dict())
+        result.info["quality"] = quality
     result.info["written"] = {k: str(v) for k, v in written.items()}
     return result
 

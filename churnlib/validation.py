@@ -13,7 +13,8 @@ has seen the holdout.
   :func:`difference_verdict`, :func:`ladder_findings` and :func:`pruning_cost` read it.
 * :mod:`churnlib.feature_stats` -- univariate tests with FDR, redundancy clusters, permutation
   importance and mutual information (re-exported here).
-* :func:`select_features` -- the conservative rule: drop leakage suspects, constant columns and
+* :func:`select_features` -- the conservative rule: drop leakage suspects (single columns and
+  relations across columns, :func:`churnlib.leakage.screen_leaks`), constant columns and
   redundant duplicates; keep the rest.
 * :func:`save_feature_set` / :func:`load_feature_set` -- ``data/processed/feature_set.json``, read by
   the modelling step.
@@ -40,9 +41,10 @@ from churnlib.feature_stats import (
     redundancy_clusters,
     univariate_tests,
 )
-from churnlib.features import KEY_COLUMNS, feature_dictionary, leakage_report
+from churnlib.features import KEY_COLUMNS, feature_dictionary
 from churnlib.files import atomic_write_text
 from churnlib.intervals import Interval, bootstrap_sampler
+from churnlib.leakage import LeakageScreen, screen_leaks
 from churnlib.load import data_fingerprint
 from churnlib.models import make_pipeline, negatives_per_positive
 from churnlib.rank_metrics import f1_from_decisions, mean_ranking_scores, rank_auc
@@ -373,6 +375,9 @@ class FeatureSelection:
         :func:`redundancy_clusters` of the features left after removing suspects and constants.
     settings : dict
         Thresholds and seed.
+    screen : churnlib.leakage.LeakageScreen, optional
+        The whole leakage screen (relations across columns, probe); None when only a single-column
+        report was given.
     """
 
     features: list[str]
@@ -380,6 +385,7 @@ class FeatureSelection:
     leakage: pd.DataFrame
     clusters: pd.DataFrame
     settings: dict = field(default_factory=dict)
+    screen: LeakageScreen | None = None
 
     @property
     def dropped(self) -> dict[str, str]:
@@ -393,7 +399,7 @@ class FeatureSelection:
 
 
 def select_features(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None, *,
-                    leakage: pd.DataFrame | None = None, redundancy_threshold: float = 0.9,
+                    leakage: pd.DataFrame | LeakageScreen | None = None, redundancy_threshold: float = 0.9,
                     never: Mapping[str, str] | None = None, seed: int = 0) -> FeatureSelection:
     """The conservative rule: drop what is certainly harmful or duplicated, keep the rest.
 
@@ -401,9 +407,10 @@ def select_features(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = 
 
     1. columns in ``never`` (e.g. synthetic columns drawn from the label) -- dropped with the
        given reason;
-    2. leakage suspects of :func:`churnlib.features.leakage_report` (computed on these rows as
-       :func:`churnlib.training.split_table` computes it, unless given) -- dropped; as in
-       ``split_table``, when every column is a suspect none is dropped;
+    2. leakage: the columns :func:`churnlib.leakage.screen_leaks` drops (computed on these rows
+       unless given) -- single-column suspects and the columns of every relation across columns
+       that encodes the label; when every column is flagged none is dropped (a precomputed
+       single-column :func:`churnlib.features.leakage_report` is still accepted: then its suspects);
     3. constant columns (at most one distinct value on these rows) -- dropped: no signal possible;
     4. redundant duplicates (:func:`redundancy_clusters` at ``redundancy_threshold`` on what is
        left) -- every cluster member but its representative dropped.
@@ -416,14 +423,14 @@ def select_features(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = 
     X, y, groups
         Training features, labels and user ids (``groups`` is unused by the rule; accepted for a
         uniform signature).
-    leakage : pandas.DataFrame, optional
-        A precomputed leakage report on the same rows.
+    leakage : churnlib.leakage.LeakageScreen or pandas.DataFrame, optional
+        A precomputed screen (or single-column report) on the same rows.
     redundancy_threshold : float, default 0.9
         |Spearman rho| from which features are duplicates.
     never : mapping of str to str, optional
         Column -> reason for columns that must never be chosen.
     seed : int
-        Seed of the leakage report's categorical folds.
+        Seed of the leakage screen's folds.
 
     Returns
     -------
@@ -436,12 +443,21 @@ def select_features(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = 
         if c in never:
             reasons[c] = f"dropped: {never[c]}"
     cand = [c for c in X.columns if c not in reasons]
-    if leakage is None:
-        leakage = leakage_report(X[cand].assign(__y=y), "__y", exclude=(), seed=seed)
-    flagged = leakage.loc[leakage["suspect"] & leakage["feature"].isin(cand)]
-    if len(flagged) < len(cand):  # as split_table: if everything is a suspect, nothing is dropped
-        for _, r in flagged.iterrows():
-            reasons[r["feature"]] = f"dropped: leakage suspect ({r['reason']})"
+    screen = screen_leaks(X[cand], y, groups, seed=seed) if leakage is None else leakage
+    if isinstance(screen, LeakageScreen):
+        leakage = screen.single
+        for c in screen.dropped:
+            if c in cand:
+                why = screen.reasons[c]
+                reasons[c] = (f"dropped: leakage suspect ({why.removeprefix('single-column suspect: ')})"
+                              if why.startswith("single") else
+                              f"dropped: leakage across columns ({why.removeprefix('part of a relation across columns: ')})")
+    else:
+        screen = None
+        flagged = leakage.loc[leakage["suspect"] & leakage["feature"].isin(cand)]
+        if len(flagged) < len(cand):  # as split_table: if everything is a suspect, nothing is dropped
+            for _, r in flagged.iterrows():
+                reasons[r["feature"]] = f"dropped: leakage suspect ({r['reason']})"
     cand = [c for c in cand if c not in reasons]
     for c in cand:
         if X[c].nunique(dropna=True) <= 1:
@@ -469,7 +485,7 @@ def select_features(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = 
     return FeatureSelection(chosen, ordered, leakage, clusters,
                             settings={"redundancy_threshold": redundancy_threshold, "seed": seed,
                                       "rule": "drop leakage suspects, constant columns and redundant duplicates; "
-                                              "keep the rest"})
+                                              "keep the rest"}, screen=screen)
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,6 +563,8 @@ class ValidationResult:
     check : pandas.DataFrame
         The chosen set vs all candidate features (suspects out) in the same CV.
     settings : dict
+    screen : churnlib.leakage.LeakageScreen, optional
+        The leakage screen of the training part (``leakage`` is its single-column report).
     """
 
     kind: str
@@ -564,6 +582,7 @@ class ValidationResult:
     selection: FeatureSelection
     check: pd.DataFrame
     settings: dict
+    screen: LeakageScreen | None = None
 
     @property
     def signal_detected(self) -> bool:
@@ -588,7 +607,8 @@ def run_validation(table: pd.DataFrame, id_col: str, label_col: str, split_col: 
 
     1. :func:`churnlib.training.split_table` with the same ``split_col``, ``holdout_fraction``,
        ``seed`` and ``exclude``: the holdout is set aside and never looked at;
-    2. leakage report on the training part (as ``split_table`` screens it);
+    2. leakage screen on the training part (:func:`churnlib.leakage.screen_leaks`: single columns,
+       relations across columns, a probe);
     3. the ladder (:func:`feature_ladder`, suspects left out) compared in one CV; for snapshot tables
        the synthetic features of :func:`churnlib.synthetic.add_synthetic_features` are added as a
        last step (comparison only -- they are drawn from the label);
@@ -624,10 +644,9 @@ def run_validation(table: pd.DataFrame, id_col: str, label_col: str, split_col: 
     parts = split_table(table, id_col, label_col, split_col, holdout_fraction=holdout_fraction, seed=seed,
                         exclude=exclude, drop_suspects=False)
     X, y, g = parts.X, parts.y, parts.groups
-    leakage = leakage_report(X.assign(__y=y), "__y", exclude=(), seed=seed)  # exactly split_table's screen
-    suspects = leakage.loc[leakage["suspect"], "feature"].tolist()
-    if len(suspects) == X.shape[1]:
-        suspects = []
+    screen = screen_leaks(X, y, g, seed=seed)
+    leakage = screen.single
+    suspects = screen.dropped  # never every column
     clean = [c for c in X.columns if c not in set(suspects)]
 
     synthetic: list[str] = []
@@ -643,7 +662,7 @@ def run_validation(table: pd.DataFrame, id_col: str, label_col: str, split_col: 
     comparison = compare_feature_sets(X_ladder, y, g, ladder, n_bootstrap=n_bootstrap, **budget)
 
     univariate = univariate_tests(X[clean], y, g, alpha=alpha, seed=seed)
-    selection = select_features(X, y, g, leakage=leakage, redundancy_threshold=redundancy_threshold,
+    selection = select_features(X, y, g, leakage=screen, redundancy_threshold=redundancy_threshold,
                                 never={c: "synthetic column drawn from the label" for c in synthetic}, seed=seed)
     imp = importance(X[clean], y, g, n_permutations=n_permutations, **budget)
     check = compare_feature_sets(X, y, g, {"all candidates (suspects out)": clean, "chosen set": selection.features},
@@ -654,4 +673,4 @@ def run_validation(table: pd.DataFrame, id_col: str, label_col: str, split_col: 
     return ValidationResult(kind=kind, X=X, y=y, groups=g, description=parts.description, ladder=ladder,
                             comparison=comparison, synthetic=synthetic, univariate=univariate,
                             clusters=selection.clusters, importance=imp, leakage=leakage, selection=selection,
-                            check=check, settings=settings)
+                            check=check, settings=settings, screen=screen)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from churnlib.feature_stats import consistent_features
 from churnlib.intervals import Interval
+from churnlib.leakage import LeakageScreen
 from churnlib.plotting import CLASS_PALETTE
 from churnlib.validation import FeatureSelection, ValidationResult, ladder_findings, pruning_cost
 
@@ -268,13 +269,31 @@ def plot_importance(imp: pd.DataFrame, top: int = 15) -> plt.Figure:
     return fig
 
 
-def leakage_statement(leakage: pd.DataFrame) -> str:
-    """The leakage suspects of :func:`churnlib.features.leakage_report`, or the strongest single feature."""
-    suspects = leakage.loc[leakage["suspect"], "feature"].tolist()
+def leakage_statement(leakage: pd.DataFrame | LeakageScreen) -> str:
+    """The leakage findings: single-column suspects (or the strongest single feature), then, for a
+    :class:`churnlib.leakage.LeakageScreen`, each relation across columns in plain words and the probe."""
+    screen = leakage if isinstance(leakage, LeakageScreen) else None
+    single = screen.single if screen is not None else leakage
+    suspects = single.loc[single["suspect"], "feature"].tolist()
     if suspects:
-        return f"**{len(suspects)} suspect(s)**: " + ", ".join(f"`{s}`" for s in suspects) + "."
-    return (f"**No suspects** among {len(leakage)} features; the strongest single feature is "
-            f"`{leakage.iloc[0]['feature']}` (AUC {leakage.iloc[0]['auc']:.2f}).")
+        text = f"**{len(suspects)} suspect(s)**: " + ", ".join(f"`{s}`" for s in suspects) + "."
+    else:
+        text = (f"**No suspects** among {len(single)} features; the strongest single feature is "
+                f"`{single.iloc[0]['feature']}` (AUC {single.iloc[0]['auc']:.2f}).")
+    if screen is None:
+        return text
+    combos = screen.combinations
+    if len(combos):
+        text += (f" **{len(combos)} relation(s) across columns encode the label**: "
+                 + "; ".join(f"{r.relation} (columns {', '.join(f'`{c}`' for c in r.columns)})"
+                             for r in combos.itertuples()) + ".")
+    else:
+        text += " No combination of 2-3 numeric columns encodes the label."
+    if screen.probe is not None:
+        text += " " + screen.probe["why"]
+    if screen.dropped:
+        text += " Dropped: " + ", ".join(f"`{c}`" for c in screen.dropped) + "."
+    return text
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from churnlib.load import DataValidationError, load_events, load_snapshot
+from churnlib.load import DataValidationError, load_events, load_snapshot, load_table
 
 TS0 = 1_541_105_830_796  # 2018-11-01T20:57:10.796Z
 
@@ -58,7 +59,7 @@ def with_line(n_good: int, pos: int, bad: str | bytes) -> list[str | bytes]:
 class Case:
     name: str
     build: Callable[[Path], Path]
-    kind: str = "events"                       # "events" or "snapshot"
+    kind: str = "events"                       # "events", "snapshot" or "table"
     kwargs: dict = field(default_factory=dict)
     # strict mode: None -> must load; else expected (line, column, message fragment)
     strict: tuple[int | None, str | None, str] | None = None
@@ -72,7 +73,7 @@ class Case:
 
 def _load(case: Case, path: Path, strict: bool):
     """Load ``path``; any exception other than DataValidationError fails the test outright."""
-    fn = load_events if case.kind == "events" else load_snapshot
+    fn = {"events": load_events, "snapshot": load_snapshot, "table": load_table}[case.kind]
     try:
         return fn(path, strict=strict, **case.kwargs)
     except DataValidationError:
@@ -192,7 +193,7 @@ CASES = [
          kind="snapshot", strict=(4, "is_churned", "not binary"), lenient_raises=True),
     Case("snapshot_label_words", lambda t: _csv(t, "words.csv", "user_id,is_churned\n1,no\n2,Yes\n3,0\n"),
          kind="snapshot", strict=(2, "is_churned", "not 0/1"), dropped={},
-         repaired={"label 'is_churned' spelled true/false/yes/no mapped to 1/0": 2}, rows_read=3,
+         repaired={"label 'is_churned' spelled 'Yes'/'no' mapped to 1/0": 2}, rows_read=3,
          check=lambda s: s.table["is_churned"].tolist() == [0, 1, 0] or pytest.fail("labels")),
     Case("snapshot_exact_duplicate", lambda t: _csv(t, "dupe.csv", "user_id,is_churned\n1,0\n2,1\n1,0\n"),
          kind="snapshot", strict=(4, None, "exact duplicate row"), dropped={"exact duplicate row": 1}, rows_read=3),
@@ -210,11 +211,207 @@ CASES = [
          kind="snapshot", strict=(None, None, "unsupported file type"), lenient_raises=True),
 ]
 
+
+# -- issue 13 / 12.4: timestamps, numbers as text, blanks, encodings, special files, labels --
+
+def _fifo(tmp: Path, name: str) -> Path:
+    p = tmp / name
+    os.mkfifo(p)
+    return p
+
+
+def _csv_bytes(tmp: Path, name: str, data: bytes) -> Path:
+    p = tmp / name
+    p.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
+    return p
+
+
+def _big_csv(n: int, bad_line: int | None = None, bad: bytes = b"") -> bytes:
+    """A snapshot CSV with ``n`` rows; line ``bad_line`` (1-based, header = 1) replaced by ``bad``."""
+    out = [b"user_id,age,plan,is_churned"] + [f"{i},{20 + i % 50},p{i % 3},{i % 2}".encode()
+                                              for i in range(1, n + 1)]
+    if bad_line is not None:
+        out[bad_line - 1] = bad
+    return b"\n".join(out) + b"\n"
+
+
+def _truncated_gz(tmp: Path) -> Path:
+    data = gzip.compress(_big_csv(3000), mtime=0)
+    p = tmp / "cut.csv.gz"
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def _events_parquet(tmp: Path, name: str, **cols) -> Path:
+    df = pd.DataFrame([event(i) for i in range(4)])
+    for c, v in cols.items():
+        df[c] = v
+    return _parquet(tmp, name, df)
+
+
+def _check_lengths_numeric(log) -> None:
+    assert str(log.events["length"].dtype) == "float64"
+    assert sorted(log.events["length"].dropna()) == [200.5, 201.5, 202.5, 203.5]
+    assert any("length" in n and "numbers stored as text" in n for n in log.quality.notes)
+
+
+def _check_located(reason: str, where: str):
+    def check(out) -> None:
+        assert out.quality.locations[reason] == where, out.quality.locations
+        assert where in out.quality.text() and reason in out.quality.text()
+    return check
+
+
+def _check_age_numeric(snap) -> None:
+    assert pd.api.types.is_numeric_dtype(snap.table["age"])
+    assert snap.table["age"].isna().sum() == sum(snap.quality.repaired.get(r, 0) for r in
+                                                 ("blank value read as missing",
+                                                  "non-numeric value in a numeric column set to missing"))
+
+
+def _check_not_feature(col: str, fragment: str):
+    def check(snap) -> None:
+        assert fragment in snap.not_features[col]
+        assert snap.id_col not in snap.not_features
+        assert any(col in n and "not a feature" in n for n in snap.quality.notes)
+    return check
+
+
+UNIQUE_TEXT = "user_id,email,age,is_churned\n" + "".join(
+    f"{i},u{i}@x.org,{20 + i % 7},{i % 2}\n" for i in range(1, 26))
+CONSTANT = "user_id,country,age,is_churned\n" + "".join(f"{i},SE,{20 + i},{i % 2}\n" for i in range(1, 6))
+MOSTLY_NUMERIC = "user_id,age,is_churned\n" + "".join(
+    f"{i},{'unknown' if i == 17 else 20 + i},{i % 2}\n" for i in range(1, 41))
+
+CASES += [
+    # timestamps: plausibility window (2000-01-01 .. now + 1 day), seconds only when plausible
+    Case("ts_zero_is_implausible", lambda t: write_lines(t / "ts0.ndjson", with_line(4, 2, json.dumps(event(9, ts=0)))),
+         strict=(2, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5,
+         check=_check_located("implausible timestamp", "line 2, column 'ts'")),
+    Case("ts_1e13_year_2286", lambda t: write_lines(t / "ts13.ndjson", with_line(4, 3, json.dumps(event(9, ts=1e13)))),
+         strict=(3, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5),
+    Case("ts_iso_1970", lambda t: write_lines(t / "iso70.ndjson",
+                                               with_line(4, 4, json.dumps(event(9, ts="1970-01-02T00:00:00Z")))),
+         strict=(4, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5),
+    Case("ts_ms_in_1971_not_seconds", lambda t: write_lines(t / "ts71.ndjson",
+                                                            with_line(4, 1, json.dumps(event(9, ts=50_000_000_000)))),
+         strict=(1, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5),
+    Case("ts_iso_far_future", lambda t: write_lines(t / "iso2999.ndjson",
+                                                     with_line(4, 5, json.dumps(event(9, ts="2999-01-01T00:00:00Z")))),
+         strict=(5, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5),
+    Case("ts_negative", lambda t: write_lines(t / "tsneg.ndjson", with_line(4, 2, json.dumps(event(9, ts=-5)))),
+         strict=(2, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=5),
+    Case("ts_seconds_as_string", lambda t: write_lines(t / "tssec.ndjson",
+                                                        with_line(4, 1, json.dumps(event(9, ts=str(TS0 // 1000))))),
+         strict=(1, "ts", "ts in seconds"), dropped={},
+         repaired={"ts in seconds converted to ms": 1, "numeric text converted": 1}, rows_read=5,
+         check=_check_seconds),
+    Case("parquet_ts_ms_year_2286",
+         lambda t: _events_parquet(t, "ts2286.parquet", ts=[TS0, 10**13, TS0 + 2000, TS0 + 3000]),
+         strict=(2, "ts", "implausible timestamp"), dropped={"implausible timestamp": 1}, rows_read=4,
+         check=_check_located("implausible timestamp", "row 2, column 'ts'")),
+    Case("registration_implausible", lambda t: write_lines(t / "reg.ndjson",
+                                                            with_line(4, 3, json.dumps(event(9, registration=1e13)))),
+         strict=(3, "registration", "implausible registration"), dropped={},
+         repaired={"implausible registration set to null": 1}, rows_read=5),
+    # numbers stored as text in event logs: converted and counted, as ts strings are
+    Case("parquet_length_as_strings",
+         lambda t: _events_parquet(t, "lenstr.parquet", length=["200.5", "201.5", "202.5", "203.5"]),
+         strict=(1, "length", "numeric text converted"), dropped={}, repaired={"numeric text converted": 4},
+         rows_read=4, check=_check_lengths_numeric),
+    Case("parquet_length_strings_with_blanks",
+         lambda t: _events_parquet(t, "lenblank.parquet", length=["200.5", " ", "", "3"]),
+         strict=(1, "length", "numeric text converted"), dropped={},
+         repaired={"numeric text converted": 2, "blank value read as missing": 2}, rows_read=4,
+         check=_check_located("blank value read as missing", "row 2, column 'length'")),
+    Case("ndjson_length_numeric_string", lambda t: write_lines(t / "len.ndjson",
+                                                                with_line(4, 3, json.dumps(event(9, length="12.5")))),
+         strict=(3, "length", "numeric text converted"), dropped={}, repaired={"numeric text converted": 1},
+         rows_read=5, check=lambda log: 12.5 in set(log.events["length"]) or pytest.fail("length")),
+    Case("ndjson_status_numeric_string", lambda t: write_lines(t / "st.ndjson",
+                                                                with_line(4, 2, json.dumps(event(9, status="200")))),
+         strict=(2, "status", "numeric text converted"), dropped={}, repaired={"numeric text converted": 1},
+         rows_read=5, check=lambda log: log.events["status"].notna().all() or pytest.fail("status")),
+    Case("ndjson_length_blank_string", lambda t: write_lines(t / "lenb.ndjson",
+                                                              with_line(4, 2, json.dumps(event(9, length="  ")))),
+         strict=(2, "length", "blank value"), dropped={}, repaired={"blank value read as missing": 1}, rows_read=5),
+    # special files and encodings
+    Case("fifo_named_jsonl", lambda t: _fifo(t, "pipe.jsonl"),
+         strict=(None, None, "not a regular file"), lenient_raises=True),
+    Case("fifo_named_csv", lambda t: _fifo(t, "pipe.csv"), kind="snapshot",
+         strict=(None, None, "not a regular file"), lenient_raises=True),
+    Case("ndjson_with_bom", lambda t: write_lines(t / "bom.ndjson", [b"\xef\xbb\xbf" + good(3)[0].encode()] + good(3)[1:]),
+         strict=None, dropped={}, rows_read=3),
+    Case("snapshot_csv_with_bom", lambda t: _csv_bytes(t, "bom.csv", b"\xef\xbb\xbfuser_id,age,is_churned\n1,30,0\n2,40,1\n"),
+         kind="snapshot", strict=None, dropped={}, rows_read=2),
+    Case("table_csv_gz_with_bom", lambda t: _csv_bytes(t, "bom.csv.gz", b"\xef\xbb\xbfuser_id,age\n1,30\n2,40\n"),
+         kind="table", kwargs={"id_col": "user_id"}, strict=None, dropped={}, rows_read=2),
+    Case("latin1_byte_near_top", lambda t: _csv_bytes(t, "lat1.csv", _big_csv(400, 2, b"1,2\xe9,p1,1")),
+         kind="snapshot", strict=(2, None, "not UTF-8"), dropped={"non-UTF-8 line": 1}, rows_read=400,
+         check=_check_located("non-UTF-8 line", "line 2")),
+    Case("latin1_byte_far_down", lambda t: _csv_bytes(t, "lat2.csv.gz", _big_csv(3000, 2500, b"2499,2\xe9,p1,1")),
+         kind="snapshot", strict=(2500, None, "not UTF-8"), dropped={"non-UTF-8 line": 1}, rows_read=3000),
+    Case("truncated_csv_gz", _truncated_gz, kind="snapshot",
+         strict=(None, None, "truncated or corrupt gzip"), lenient_raises=True),
+    Case("header_only_csv", lambda t: _csv(t, "head.csv", "user_id,age,is_churned\n"), kind="table",
+         strict=(None, None, "no rows"), lenient_raises=True),
+    # numeric columns read as text in tables
+    Case("csv_blank_in_numeric_column", lambda t: _csv(t, "blank.csv", "user_id,age,is_churned\n1,30,0\n2, ,1\n3,,0\n"),
+         kind="snapshot", strict=(3, "age", "blank value"), dropped={},
+         repaired={"blank value read as missing": 1}, rows_read=3,  # line 4's empty field: plain missing
+         check=lambda s: (s.table["age"].isna().tolist() == [False, True, True]
+                          and pd.api.types.is_numeric_dtype(s.table["age"])) or pytest.fail("age")),
+    Case("csv_tab_blank_in_numeric_column", lambda t: _csv(t, "tab.csv", "user_id,age,is_churned\n1,\t,0\n2,41.5,1\n"),
+         kind="table", kwargs={"id_col": "user_id", "label_col": "is_churned"}, strict=(2, "age", "blank value"),
+         dropped={}, repaired={"blank value read as missing": 1}, rows_read=2, check=_check_age_numeric),
+    Case("csv_mostly_numeric_with_text", lambda t: _csv(t, "mostly.csv", MOSTLY_NUMERIC), kind="snapshot",
+         strict=(18, "age", "text value in a numeric column"), dropped={},
+         repaired={"non-numeric value in a numeric column set to missing": 1}, rows_read=40,
+         check=_check_age_numeric),
+    Case("parquet_numeric_column_as_text",
+         lambda t: _parquet(t, "agestr.parquet", pd.DataFrame({"user_id": ["a", "b", "c"], "age": ["30", "41", "52"],
+                                                               "is_churned": [0, 1, 0]})),
+         kind="snapshot", strict=(1, "age", "numbers stored as text"), dropped={},
+         repaired={"numeric text converted": 3}, rows_read=3, check=_check_age_numeric),
+    Case("parquet_numeric_text_with_blank",
+         lambda t: _parquet(t, "agebl.parquet", pd.DataFrame({"user_id": ["a", "b", "c"], "age": ["30", " ", "5.5"],
+                                                              "is_churned": [0, 1, 0]})),
+         kind="table", kwargs={"id_col": "user_id", "label_col": "is_churned"},
+         strict=(1, "age", "numbers stored as text"), dropped={},
+         repaired={"numeric text converted": 2, "blank value read as missing": 1}, rows_read=3,
+         check=_check_age_numeric),
+    # labels
+    Case("snapshot_float_labels", lambda t: _csv(t, "flt.csv", "user_id,is_churned\n1,0.0\n2,1.0\n3,0.0\n"),
+         kind="snapshot", strict=None, dropped={}, repaired={}, rows_read=3),
+    Case("parquet_float_labels_with_nan",
+         lambda t: _parquet(t, "nanlab.parquet", pd.DataFrame({"user_id": [1, 2, 3], "is_churned": [0.0, float("nan"), 1.0]})),
+         kind="snapshot", strict=(2, "is_churned", "null label"), dropped={"null label": 1}, repaired={}, rows_read=3),
+    Case("csv_nan_label", lambda t: _csv(t, "nan.csv", "user_id,is_churned\n1,0\n2,1\n3,NaN\n"),
+         kind="snapshot", strict=(4, "is_churned", "null label"), dropped={"null label": 1}, rows_read=3),
+    Case("label_yes_mixed_with_2", lambda t: _csv(t, "yes2.csv", "user_id,is_churned\n1,Yes\n2,no\n3,2\n"),
+         kind="snapshot", strict=(4, "is_churned", "values found: '2', 'Yes', 'no'"), lenient_raises=True),
+    Case("parquet_int_label_2",
+         lambda t: _parquet(t, "lab2.parquet", pd.DataFrame({"user_id": ["a", "b", "c"], "is_churned": [0, 1, 2]})),
+         kind="snapshot", strict=(3, "is_churned", "not binary"), lenient_raises=True),
+    Case("label_spellings_reported", lambda t: _csv(t, "tf.csv", "user_id,is_churned\n1,TRUE\n2,false\n3,1\n"),
+         kind="snapshot", strict=(2, "is_churned", "not 0/1"), dropped={},
+         repaired={"label 'is_churned' spelled 'TRUE'/'false' mapped to 1/0": 2}, rows_read=3,
+         check=_check_located("label 'is_churned' spelled 'TRUE'/'false' mapped to 1/0", "line 2, column 'is_churned'")),
+    # tables without label; columns that must not become features
+    Case("table_without_label_or_id", lambda t: _csv(t, "nolab.csv", "a,b\n1,x\n2,y\n2,y\n"), kind="table",
+         strict=None, dropped={}, rows_read=3),
+    Case("table_unique_text_column", lambda t: _csv(t, "uniq.csv", UNIQUE_TEXT), kind="table",
+         kwargs={"id_col": "user_id", "label_col": "is_churned"}, strict=None, dropped={}, rows_read=25,
+         check=_check_not_feature("email", "unique text per row")),
+    Case("table_constant_column", lambda t: _csv(t, "const.csv", CONSTANT), kind="snapshot",
+         strict=None, dropped={}, rows_read=5, check=_check_not_feature("country", "constant")),
+]
+
 IDS = [c.name for c in CASES]
 
 
 def test_corpus_is_large_and_distinct():
-    assert len(CASES) >= 15
+    assert len(CASES) >= 60
     assert len(set(IDS)) == len(IDS)
 
 

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from churnlib.cli import build_parser, main
+from churnlib import cli
+from churnlib.cli import DEBUG_ENV, build_parser, main
 from churnlib.model import ChurnModel
 from churnlib.models import make_pipeline
+from churnlib.scoring import OUTPUT_COLUMNS, REASON_COLUMNS
 from churnlib.thresholds import RiskBands
+
+
+def _result_columns(scored: pd.DataFrame) -> list[str]:
+    return [c for c in scored.columns if c in (*OUTPUT_COLUMNS, *REASON_COLUMNS)]
 
 
 def test_commands_are_listed():
@@ -54,8 +61,7 @@ def test_simulate_features_train_score_chain(tmp_path: Path):
     assert set(trained.feature_names) <= set(table.columns) and trained.id_col == "userId"
     run("score", "--model", str(model), "--events", str(events), "--out", str(risk))
     scored = pd.read_csv(risk)
-    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
-                                        "reason_3"]
+    assert _result_columns(scored) == [*OUTPUT_COLUMNS, *REASON_COLUMNS]
     assert scored["reason_1"].notna().any()
     assert scored["churn_probability"].between(0, 1).all() and set(scored["risk_band"]) <= {"low", "medium", "high"}
     assert ((scored["churn_probability"] >= trained.threshold) == scored["churn_label"].astype(bool)).all()
@@ -73,10 +79,11 @@ def test_score_with_reasons_adds_three_reason_columns(tmp_path: Path, capsys):
     table.to_csv(tmp_path / "t.csv", index=False)
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
                  "--out", str(tmp_path / "r.csv")]) == 0
-    assert "top three reasons" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "top three reasons" in printed
+    assert f"read 80 rows from {tmp_path / 't.csv'}; kept 80" in printed  # the input's account
     scored = pd.read_csv(tmp_path / "r.csv")
-    assert list(scored.columns[1:]) == ["churn_probability", "churn_label", "risk_band", "reason_1", "reason_2",
-                                        "reason_3"]
+    assert _result_columns(scored) == [*OUTPUT_COLUMNS, *REASON_COLUMNS]
     long_gone = table["days_since_last_login"] > 12  # far above the mean: the driver is the first reason
     assert long_gone.any() and scored.loc[long_gone, "reason_1"].str.startswith("days since last login: ").all()
     assert main(["score", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "t.csv"),
@@ -98,3 +105,64 @@ def test_score_refuses_a_tampered_model_in_one_line(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "SHA-256" in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_commands_that_read_data_take_strict():
+    parser = build_parser()
+    for command, required in (("features", ["--events", "e", "--as-of", "2018-11-01", "--out", "o"]),
+                              ("train", ["--table", "t", "--id-col", "i", "--label-col", "l"]),
+                              ("score", ["--model", "m", "--table", "t"])):
+        assert parser.parse_args([command, *required, "--strict"]).strict is True
+        assert parser.parse_args([command, *required]).strict is False
+
+
+def _failing(exc: BaseException):
+    def run(args):
+        raise exc
+    return run
+
+
+def test_an_internal_error_is_one_line_asking_for_a_report(monkeypatch, tmp_path: Path, capsys):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setattr(cli, "_cmd_bench", _failing(ZeroDivisionError("division by zero")))
+    assert main(["bench"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: internal error in `churnlib bench` (ZeroDivisionError: division by zero)")
+    assert "please report" in err and DEBUG_ENV in err
+
+
+def test_debug_setting_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    monkeypatch.setattr(cli, "_cmd_bench", _failing(ZeroDivisionError("division by zero")))
+    with pytest.raises(ZeroDivisionError):
+        main(["bench"])
+
+
+@pytest.mark.parametrize("exc, says", [
+    (PermissionError(13, "Permission denied", "/data/x.csv"), "error: /data/x.csv: permission denied"),
+    (IsADirectoryError(21, "Is a directory", "/data/out"), "error: /data/out: is a folder where a file was expected"),
+    (FileExistsError(17, "File exists", "/data/m"), "error: /data/m: already exists and is in the way"),
+    (EOFError("Compressed file ended before the end-of-stream marker was reached"),
+     "error: a compressed input ends early (truncated, or still being written): /data/t.csv.gz"),
+    (ValueError("Found array with 0 sample(s)"), "error: Found array with 0 sample(s) (files: /data/t.csv.gz"),
+])
+def test_file_system_and_library_errors_are_bad_input_naming_the_file(monkeypatch, capsys, exc, says):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setattr(cli, "_cmd_score", _failing(exc))
+    assert main(["score", "--model", "/data/m", "--table", "/data/t.csv.gz", "--out", "/data/out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(says) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_library_warning_is_one_line(monkeypatch, capsys):
+    import warnings
+
+    def warn(args):
+        warnings.warn("\n1 fits failed out of a total of 2.\nTraceback (most recent call last):\n  ...", UserWarning)
+        return 0
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setattr(cli, "_cmd_bench", warn)
+    assert main(["bench"]) == 0
+    assert capsys.readouterr().err == "warning: 1 fits failed out of a total of 2. (UserWarning)\n"

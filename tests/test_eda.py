@@ -103,3 +103,35 @@ def test_churn_statement_names_missing_classes():
     assert eda.churn_statement(eda.churn_rate(pd.Series([0] * 97))).startswith("**No user churned** in this data (0 of 97")
     assert eda.churn_statement(eda.churn_rate(pd.Series([1] * 3))).startswith("**Every user churned**")
     assert eda.churn_statement(eda.churn_rate(pd.Series([1, 0, 0, 0]))).startswith("**25.0% (95% CI")
+
+
+def test_data_quality_table_shows_blanks_numeric_text_labels_and_not_features(tmp_path):
+    from churnlib.load import load_table
+
+    rows = ["user_id,email,age,plan,is_churned"]
+    rows += [f"{i},u{i}@x.org,{' ' if i == 3 else 20 + i},basic,{'Yes' if i % 2 else 'No'}" for i in range(1, 26)]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(rows) + "\n")
+    snap = load_table(path, id_col="user_id", label_col="is_churned")
+    dq = eda.data_quality_table(snap.quality, snap.not_features).set_index("reason")
+    assert dq.loc["kept", "rows"] == 25
+    assert dq.loc["blank value read as missing", ["outcome", "rows"]].tolist() == ["repaired", 1]
+    assert dq.loc["blank value read as missing", "first_at"] == "line 4, column 'age'"
+    spelled = "label 'is_churned' spelled 'No'/'Yes' mapped to 1/0"
+    assert dq.loc[spelled, "rows"] == 25
+    not_feat = dq[dq["outcome"] == "not a feature"].index.tolist()
+    assert any(r.startswith("email: unique text") for r in not_feat)
+    assert any(r.startswith("plan: constant") for r in not_feat)
+    assert not any("is not a feature" in r for r in dq[dq["outcome"] == "note"].index)
+
+
+def test_data_quality_table_shows_numeric_text_conversion(tmp_path):
+    from churnlib.load import load_table
+
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"user_id": ["a", "b", "c"], "age": ["30", "41", "52"]}).to_parquet(path)
+    snap = load_table(path, id_col="user_id")
+    dq = eda.data_quality_table(snap.quality, snap.not_features)
+    row = dq[dq["reason"] == "numeric text converted"].iloc[0]
+    assert row["rows"] == 3 and row["first_at"] == "row 1, column 'age'"
+    assert dq["reason"].str.contains("numbers stored as text").any()

@@ -308,3 +308,17 @@ def test_saved_model_reasons_quote_the_typical_value(tmp_path):
     # and neither has a model whose schema records no medians (an older manifest)
     bare = ChurnModel(model.estimator, threshold=0.5, schema=[{"name": c, "kind": "numeric"} for c in X.columns])
     assert bare.typical == {} and not bare.explain(X.head(40))["reason_1"].dropna().str.contains("typical").any()
+
+
+def test_risk_population_holds_only_users_who_are_still_customers():
+    snap = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "x": [1, 2, 3, 4], "is_churned": [0, 1, 0, 1]})
+    pop = E.risk_population(snap, "is_churned")
+    assert list(pop.frame["user_id"]) == ["a", "c"] and pop.n_left == 2
+    assert "2 users whose label says they already left are not listed" in pop.text
+    # an event log's feature table: the users at the latest observation date (their label is a later cancel)
+    dates = pd.to_datetime(["2018-11-01", "2018-11-01", "2018-11-08", "2018-11-08"])
+    feats = pd.DataFrame({"userId": ["1", "2", "1", "3"], "as_of": dates, "churned": [0, 1, 1, 0]})
+    latest = E.risk_population(feats, "churned")
+    assert list(latest.frame["userId"]) == ["1", "3"] and latest.n_left == 0
+    # no label: every row
+    assert len(E.risk_population(snap.drop(columns="is_churned"), None).frame) == 4

@@ -307,7 +307,7 @@ def test_features_command_writes_parquet_atomically(sim_events, tmp_path):
     table = F.features_command(src, ["2018-10-08", "2018-10-15"], 7, out)
     pd.testing.assert_frame_equal(pd.read_parquet(out), table, check_dtype=False)
     assert table["as_of"].nunique() == 2
-    assert [p.name for p in out.parent.iterdir()] == ["features.parquet"]  # no temp file left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["features.parquet", "features.parquet.quality.json"]  # no temp file left
 
 
 # -- the real Sparkify sample --------------------------------------------------------------------

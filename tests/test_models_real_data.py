@@ -25,6 +25,9 @@ def test_spotify_snapshot_has_no_detectable_signal(spotify_snapshot, tmp_path):
     assert metrics["signal_detected"] is False and "No detectable signal" in metrics["signal_statement"]
     assert metrics["data"]["rows"] == 8000 and metrics["data"]["fingerprint"]
     assert "not clearly better than the baseline" in metrics["chosen"]["reason"]
+    # the paired comparison on the same folds says the same: the leader is within noise of no skill
+    assert metrics["selection"]["no_skill_within_noise"] is True
+    assert metrics["baseline"]["verdict"] != "better"  # nothing beats default boosting on noise
 
 
 @pytest.fixture(scope="module")

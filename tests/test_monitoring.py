@@ -15,6 +15,7 @@ from churnlib import drift as dr
 from churnlib import evaluation as ev
 from churnlib import monitoring as mo
 from churnlib import monitoring_report as mr
+from churnlib import pipeline
 from churnlib import scenarios as sc
 from churnlib import thresholds as th
 from churnlib.eda import Rate
@@ -346,10 +347,12 @@ def test_summary_has_the_agreed_keys():
     summary = mo.monitoring_summary(reference="r", current="c", drift=drift, performance=perf,
                                     recommendation=mr.retrain_recommendation(drift, perf), false_alarms=fa,
                                     challenge_result=res, scenarios={"shift": drift})
-    assert set(summary) == {"reference", "current", "drifted_features", "n_features_checked", "performance",
+    assert set(summary) == {"status", "mode", "reference", "current", "drifted_features", "n_features_checked",
+                            "performance",
                             "recommendation", "false_alarm_rate", "n_false_alarm_samples", "challenger",
                             "scenarios"}
     assert summary["drifted_features"][0]["feature"] == "x1"
+    assert summary["status"] == "run" and summary["mode"] == "scenarios"
     assert summary["performance"]["current"]["roc_auc"] == list(Interval.from_row(perf.loc["roc_auc"], "current").as_tuple())
     assert summary["false_alarm_rate"] == fa.as_list() and summary["n_false_alarm_samples"] == 10
     assert summary["scenarios"] == {"shift": {"n_drifted": len(drift.drifted), "fired": True}}
@@ -460,3 +463,143 @@ def test_scenario_tables_and_figures(scenario_run):
     assert list(perf.index) == ["roc_auc", "pr_auc", "brier"] and perf.loc["roc_auc", "new window (95% interval)"] == roc.text()
     assert "under the 'error_spike' scenario" in mr.window_description(run)
     assert mr.plot_drift(run.reports).axes and mr.plot_performance(run["error_spike"].performance).axes
+
+
+# --------------------------------------------------------------------------------------------
+# Monitoring without time: two tables of users (snapshot data)
+# --------------------------------------------------------------------------------------------
+
+def _spotify_halves(path, tmp_path, shift: dict | None = None):
+    """Two random halves of the Spotify snapshot as CSV files, the second optionally shifted."""
+    table = pd.read_csv(path)
+    idx = np.random.default_rng(0).permutation(len(table))
+    a, b = table.iloc[np.sort(idx[: len(table) // 2])], table.iloc[np.sort(idx[len(table) // 2:])].copy()
+    for col, f in (shift or {}).items():
+        b[col] = f(b[col])
+    a.to_csv(tmp_path / "reference.csv", index=False)
+    b.to_csv(tmp_path / "current.csv", index=False)
+    return tmp_path / "reference.csv", tmp_path / "current.csv"
+
+
+def test_two_random_halves_of_the_spotify_snapshot_raise_no_alarm(spotify_snapshot, tmp_path):
+    ref, cur = _spotify_halves(spotify_snapshot, tmp_path)
+    out = tmp_path / "out" / "monitoring.json"
+    result = mo.monitor_command(ref, cur, out, id_col="user_id", label_col="is_churned", n_false_alarm_samples=10)
+    assert not result.drift.fired, result.drift.drifted
+    assert result.drift.n_checked == 10  # every column but the id and the label
+    assert result.false_alarms.rate.count == 0
+    assert result.recommendation.action == "no action"
+    written = json.loads(out.read_text())
+    assert written["status"] == "run" and written["mode"] == "tables" and written["drifted_features"] == []
+    assert written["quality"]["current"]["rows_kept"] == 4000
+    assert json.loads(pipeline.key_path(out).read_text())["stage"] == "monitoring"
+
+
+def test_a_planted_shift_between_two_tables_is_found_and_named(spotify_snapshot, tmp_path):
+    ref, cur = _spotify_halves(spotify_snapshot, tmp_path, {
+        "listening_time": lambda s: (s * 1.3).round().astype(int),
+        "device_type": lambda s: s.where(np.arange(len(s)) % 3 != 0, "Smart TV")})
+    result = mo.monitor_command(ref, cur, tmp_path / "m.json", id_col="user_id", label_col="is_churned",
+                                n_false_alarm_samples=0, wording=mr.recommendation_text)
+    assert set(result.drift.drifted["feature"]) == {"listening_time", "device_type"}
+    assert result.recommendation.action == "investigate"
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert {d["feature"] for d in written["drifted_features"]} == {"listening_time", "device_type"}
+    assert written["recommendation"].startswith("Investigate")
+    assert "listening_time" in mr.command_text(result)
+
+
+def _snapshot(n: int, rng: np.random.Generator, shift: float = 0.0, coef: float = 2.0) -> pd.DataFrame:
+    x1, x2 = rng.normal(shift, 1, n), rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(1.5 - coef * x1))).astype(int)
+    return pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "x1": x1, "x2": x2, "is_churned": y})
+
+
+def test_compare_tables_scores_the_model_and_measures_it_on_labelled_current_users():
+    rng = np.random.default_rng(21)
+    train, ref, cur = _snapshot(1500, rng), _snapshot(600, rng), _snapshot(600, rng, shift=1.0, coef=0.0)
+    model = _fitted(train[["x1", "x2"]], train["is_churned"])
+    res = mo.compare_tables(ref, cur, model=model, n_bootstrap=50, n_false_alarm_samples=0)
+    assert list(res.drift.drifted["feature"]) == ["x1"]
+    assert res.score_drift.fired  # x1 moves the scores
+    # the label no longer follows x1: the model's ranking falls below the reference table's
+    assert "reference table" in res.performance_reference
+    assert res.recommendation.action == "retrain"
+    assert "lower beyond the noise" in mr.table_performance_text(res)
+    # a current table without labels: inputs and scores compared, performance not measured
+    unlabelled = mo.compare_tables(ref, cur.drop(columns="is_churned"), model=model, n_false_alarm_samples=0)
+    assert unlabelled.performance is None and unlabelled.recommendation.action == "investigate"
+    assert any("no labels" in n for n in unlabelled.notes)
+    # a model's own holdout figures are the reference when it has them
+    model.info["holdout"] = {"roc_auc": {"value": 0.8, "low": 0.75, "high": 0.85},
+                             "pr_auc": {"value": 0.5, "low": 0.45, "high": 0.55}}
+    held = mo.compare_tables(ref, cur, model=model, n_bootstrap=50, n_false_alarm_samples=0)
+    assert "holdout" in held.performance_reference and held.performance.loc["roc_auc", "reference"] == 0.8
+    summary = mo.table_summary(held, mr.recommendation_text(held.recommendation))
+    assert summary["performance"]["reference"]["roc_auc"] == [0.8, 0.75, 0.85]
+    json.dumps(summary, allow_nan=False)
+
+
+def test_compare_tables_notes_columns_only_one_table_has():
+    rng = np.random.default_rng(5)
+    ref, cur = _snapshot(300, rng), _snapshot(300, rng)
+    res = mo.compare_tables(ref.assign(old=1.0), cur.assign(new="a"), n_false_alarm_samples=0,
+                            exclude=["x2"])
+    assert list(res.drift.table["feature"]) == ["x1"]
+    assert any("only in the reference" in n and "old" in n for n in res.notes)
+    assert any("only in the current" in n and "new" in n for n in res.notes)
+    with pytest.raises(mo.DataValidationError, match="share no feature"):
+        mo.compare_tables(ref[["user_id", "x1"]], cur[["user_id", "x2"]], n_false_alarm_samples=0)
+
+
+def test_false_alarms_on_random_halves_count_alarms_on_one_population():
+    rng = np.random.default_rng(3)
+    calm = mo.table_false_alarms(_process(600, rng), 8, seed=1)
+    assert calm.n_pairs == 8 and calm.rate.count <= 2
+    # a table that mixes two populations in sorted order is still one population for random halves
+    mixed = pd.concat([_process(300, rng), _process(300, rng, shift=2.0)], ignore_index=True)
+    assert mo.table_false_alarms(mixed, 8, seed=1).rate.count <= 2
+
+
+def test_plan_monitoring_never_puts_simulated_data_in_place_of_a_table(tmp_path, spotify_snapshot):
+    assert mo.plan_monitoring(None).mode == "scenarios"
+    plan = mo.plan_monitoring(spotify_snapshot)
+    assert plan.mode == "not run" and not plan.run
+    assert "second table" in plan.reason and "CURRENT=" in plan.how and "churnlib monitor" in plan.how
+    assert "needs a second table" in mr.not_run_text(plan)
+    assert list(mr.not_run_key_numbers(plan)) == ["Monitoring"]
+    summary = mo.not_run_summary(plan)
+    assert summary["status"] == "not run" and "drifted_features" not in summary
+    both = mo.plan_monitoring(None, reference=spotify_snapshot, current=spotify_snapshot)
+    assert both.mode == "tables" and both.current == spotify_snapshot
+    log = tmp_path / "events.json"
+    log.write_text('{"ts": 1, "userId": "1", "sessionId": 1, "page": "NextSong"}\n')
+    with pytest.raises(mo.DataValidationError, match="not an event log"):
+        mo.plan_monitoring(log, current=spotify_snapshot)
+    with pytest.raises(mo.DataValidationError, match="reference table"):
+        mo.plan_monitoring(None, current=spotify_snapshot)
+
+
+def test_monitoring_notebook_on_a_snapshot_without_current_writes_not_run(tmp_path, spotify_snapshot):
+    papermill = pytest.importorskip("papermill")
+    from churnlib import paths, summary
+
+    papermill.execute_notebook(
+        str(mr_notebook()), str(tmp_path / "07.ipynb"), kernel_name="churnlib", progress_bar=False,
+        parameters={"data": str(spotify_snapshot), "id_col": "user_id", "label_col": "is_churned",
+                    "output_dir": str(tmp_path)}, cwd=str(mr_notebook().parent))
+    written = json.loads((paths.processed_data_dir(tmp_path) / "monitoring.json").read_text())
+    assert written["status"] == "not run" and "second table" in written["reason"]
+    numbers = json.loads((paths.reports_dir(tmp_path) / "key_numbers" / "07_monitoring.json").read_text())
+    assert list(numbers) == ["Monitoring"]
+    # nothing simulated was made in place of the user's table
+    assert not list(tmp_path.rglob("simulated_*"))
+    section = summary.changes_section(summary.load_inputs(tmp_path).monitoring)
+    assert "not run" in section.title and "PSI" not in section.text and "drift" in section.text
+    assert "Drifted features" not in section.numbers
+
+
+def mr_notebook():
+    from churnlib import paths
+
+    return paths.project_root() / "notebooks" / "07_monitoring.ipynb"

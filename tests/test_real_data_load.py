@@ -57,3 +57,23 @@ def test_mini_user_features(mini_user_features):
     assert snap.table["thumbs_up_count"].sum() == 12_551
     assert snap.table["thumbs_down_count"].sum() == 2_546
     assert snap.table["advert_count"].sum() == 3_933
+
+
+def test_real_tables_need_no_repairs_and_keep_every_feature(spotify_snapshot, mini_user_features):
+    from churnlib.load import load_table
+
+    for path, id_col, label_col in ((spotify_snapshot, "user_id", "is_churned"),
+                                    (mini_user_features, "userId", "churn")):
+        snap = load_snapshot(path, id_col=id_col, label_col=label_col)
+        assert snap.quality.repaired == {} and snap.quality.dropped == {}
+        assert snap.not_features == {} and snap.quality.notes == []
+        assert "kept" in snap.quality.text() and snap.quality.to_dict()["rows_kept"] == len(snap.table)
+        bare = load_table(path, id_col=id_col)  # no label: the same rows and values
+        assert bare.label_col is None and len(bare.table) == len(snap.table)
+        assert bare.table.drop(columns=label_col).equals(snap.table.drop(columns=label_col))
+
+
+def test_event_sample_account_text(event_sample):
+    q = load_events(event_sample).quality
+    assert q.locations == {"logged-out/guest row with empty userId": "line 187"}
+    assert q.text().splitlines()[1] == "  dropped 286: logged-out/guest row with empty userId (first at line 187)"

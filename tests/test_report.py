@@ -228,3 +228,16 @@ def test_summary_notebook_reads_earlier_outputs_and_says_no_signal_first(tmp_pat
     assert numbers["Signal detected"] == "no"
     index = (root / "reports" / "index.html").read_text()
     assert _index_sections(index)[0] == "09_summary"
+
+
+def test_current_table_reaches_the_notebooks_that_declare_it(tmp_path: Path, tiny_log: Path):
+    root = tmp_path / "proj"
+    _write_nb(root / "notebooks" / "07_monitoring.ipynb", ["print('current is', current)"],
+              params="data = None\ncurrent = None\noutput_dir = None")
+    _write_nb(root / "notebooks" / "08_other.ipynb", ["print('no current here')"])
+    later = tmp_path / "later.csv"
+    later.write_text("user_id,x\n1,2\n")
+    run_report(None, tiny_log, current=later, root=root, log=lambda m: None)
+    assert f"current is {later.resolve()}" in (root / "reports" / "07_monitoring.html").read_text()
+    with pytest.raises(FileNotFoundError, match="current table"):
+        run_report(None, tiny_log, current=tmp_path / "absent.csv", root=root, log=lambda m: None)

@@ -1,6 +1,7 @@
 """Scoring a feature table and an event log with a saved model."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -13,7 +14,7 @@ from churnlib import features, scoring
 from churnlib import models as M
 from churnlib import thresholds as th
 from churnlib.calibration import CalibratedClassifier
-from churnlib.load import load_events
+from churnlib.load import DataValidationError, load_events
 from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
 from churnlib.simulate import write_event_log
 from churnlib.training import run_training
@@ -43,9 +44,24 @@ def test_score_a_table_writes_ids_probabilities_labels_and_bands(event_model, tm
     table.drop(columns=["churned"]).to_csv(path, index=False)
     risk = scoring.score_command(out, table=path, out=tmp_path / "risk.csv")
     written = pd.read_csv(tmp_path / "risk.csv", dtype={"userId": str})
-    assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]  # reasons by default
+    # a stacked feature table keys rows by user and date: as_of is written; reasons by default
+    assert list(written.columns) == ["userId", "as_of", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS,
+                                     scoring.WARNINGS_COLUMN]
     assert list(written["userId"]) == list(table["userId"])
+    assert (pd.to_datetime(written["as_of"], utc=True) == table["as_of"].reset_index(drop=True)).all()
+    # the holdout rows of the table may hold categories the training part never had: those, and only
+    # those, are flagged
     model = ChurnModel.load(out)
+    unseen = np.zeros(len(table), dtype=bool)
+    for f in model.schema:
+        if f["kind"] == "categorical":
+            unseen |= (~table[f["name"]].isin(f["categories"]) & table[f["name"]].notna()).to_numpy()
+    flagged = written[scoring.WARNINGS_COLUMN].notna().to_numpy()
+    assert (flagged == unseen).all()
+    assert written.loc[flagged, scoring.WARNINGS_COLUMN].str.contains(": unseen category '").all()
+    quality = json.loads((tmp_path / "risk.csv.quality.json").read_text())
+    assert quality["rows_read"] == quality["rows_kept"] == quality["rows_scored"] == len(table)
+    assert risk.attrs["quality"].to_dict() == {k: quality[k] for k in risk.attrs["quality"].to_dict()}
     p = risk["churn_probability"].to_numpy()
     np.testing.assert_allclose(p, model.churn_probability(table))
     assert ((p >= model.threshold) == risk["churn_label"].astype(bool)).all()
@@ -59,6 +75,9 @@ def test_score_an_event_log_as_of_its_last_day(event_model, sim_log, tmp_path):
     out, _ = event_model
     risk = scoring.score_command(out, events=sim_log, out=tmp_path / "risk.csv")
     ev = load_events(sim_log).events
+    account = risk.attrs["quality"]
+    assert account.kind == "events" and account.rows_kept == len(ev)
+    assert any(n.startswith(f"{ev['userId'].nunique():,} users in the log") for n in account.notes)
     gone = set(ev.loc[ev["page"] == "Cancellation Confirmation", "userId"])
     assert set(risk["userId"]) == set(ev["userId"]) - gone  # current users only, each once
     assert risk["userId"].is_unique and risk["churn_probability"].between(0, 1).all()
@@ -70,11 +89,12 @@ def test_scoring_refuses_bad_inputs(event_model, tmp_path):
     out, table = event_model
     path = tmp_path / "t.parquet"
     table.drop(columns=["thumbs_down_per_song"]).to_parquet(path)
-    with pytest.raises(ValueError, match="thumbs_down_per_song"):
+    with pytest.raises(DataValidationError, match="thumbs_down_per_song") as err:
         scoring.score_command(out, table=path, out=tmp_path / "r.csv")
+    assert err.value.file == str(path)
     with pytest.raises(ValueError, match="exactly one"):
         scoring.score_command(out, out=tmp_path / "r.csv")
-    assert not (tmp_path / "r.csv").exists()
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "r.csv.quality.json").exists()
 
 
 def test_tampered_model_is_refused_before_scoring(event_model, tmp_path):
@@ -144,7 +164,8 @@ def test_reasons_name_risk_raising_features_in_plain_words(which, event_model, l
     out, table = event_model if which == "logreg" else lgbm_model
     model = ChurnModel.load(out)
     scored = scoring.score_frame(model, table)
-    assert list(scored.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]
+    assert list(scored.columns) == ["userId", "as_of", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS,
+                                    scoring.WARNINGS_COLUMN]
     assert scored["churn_probability"].equals(scoring.score_frame(model, table, reasons=False)["churn_probability"])
     by = model.shap(table).by_feature()
     labels = {f.replace("_", " "): f for f in model.feature_names}
@@ -164,10 +185,12 @@ def test_score_command_writes_reasons_to_the_csv(event_model, tmp_path):
     table.drop(columns=["churned"]).to_parquet(path)
     scoring.score_command(out, table=path, out=tmp_path / "risk.csv", reasons=True)
     written = pd.read_csv(tmp_path / "risk.csv", dtype={"userId": str})
-    assert list(written.columns) == ["userId", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS]
+    assert list(written.columns) == ["userId", "as_of", *scoring.OUTPUT_COLUMNS, *scoring.REASON_COLUMNS,
+                                     scoring.WARNINGS_COLUMN]
     assert written["reason_1"].dropna().str.endswith("(raises risk)").all()
     scoring.score_command(out, table=path, out=tmp_path / "plain.csv", reasons=False)
-    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["userId", *scoring.OUTPUT_COLUMNS]
+    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == ["userId", "as_of", *scoring.OUTPUT_COLUMNS,
+                                                                 scoring.WARNINGS_COLUMN]
 
 
 def test_scored_reasons_quote_the_training_median(tmp_path):
@@ -186,7 +209,19 @@ def test_scored_reasons_quote_the_training_median(tmp_path):
     assert len(far) and far.str.contains(f", typical {median:.1f} (raises risk)", regex=False).all()
 
 
-def test_a_table_without_the_id_column_is_numbered(event_model):
+def test_a_table_without_the_id_column_is_refused_not_numbered(event_model):
     out, table = event_model
-    scored = scoring.score_frame(ChurnModel.load(out), table.drop(columns=["userId"]).head(7), reasons=False)
-    assert list(scored.columns) == ["row", *scoring.OUTPUT_COLUMNS] and list(scored["row"]) == list(range(7))
+    with pytest.raises(DataValidationError, match="no id column 'userId'") as err:
+        scoring.score_frame(ChurnModel.load(out), table.drop(columns=["userId"]).head(7), reasons=False)
+    assert err.value.column == "userId"
+
+
+def test_a_snapshot_without_as_of_keys_rows_by_id_alone(event_model):
+    out, table = event_model
+    latest = table[table["as_of"] == table["as_of"].max()].drop(columns=["as_of", "churned"]).head(20)
+    scored = scoring.score_frame(ChurnModel.load(out), latest, reasons=False)
+    assert list(scored.columns) == ["userId", *scoring.OUTPUT_COLUMNS, scoring.WARNINGS_COLUMN]
+    assert list(scored["userId"]) == list(latest["userId"]) and (scored[scoring.WARNINGS_COLUMN] == "").all()
+    twice = pd.concat([latest, latest.head(3)])
+    with pytest.raises(DataValidationError, match="duplicate id"):
+        scoring.score_frame(ChurnModel.load(out), twice, reasons=False)

@@ -318,3 +318,39 @@ def test_key_numbers_collect_available_sections():
     nums = summary.key_numbers(secs)
     assert nums["Signal detected"] == "yes" and "Top-10% lift" in nums and "High-risk users" in nums
     assert all(isinstance(v, str) for v in nums.values())
+
+
+def test_the_risk_list_leaves_out_users_whose_label_says_they_left():
+    scores = _scores(40)
+    ids = scores[scores.columns[0]].astype(str)
+    gone = list(ids[:5]) + ["not-scored-1"]  # label-1 users; one of them was never scored
+    kept, note = summary.still_customers(scores, gone)
+    assert len(kept) == 35 and not kept[scores.columns[0]].astype(str).isin(gone).any()
+    assert note == "6 users whose label says they already left are not listed."
+    top = summary.top_users_section(kept, n=40, note=note)
+    assert note in top.text and not top.table["user"].isin(gone).any()
+    assert summary.retention_actions(kept)[["high-risk users", "watch list (medium)"]].to_numpy().sum() <= 35
+    # an event log's scores are the users still subscribed at the latest date: nothing to drop
+    same, words = summary.still_customers(scores, None)
+    assert same is scores and "had not cancelled" in words
+
+
+def test_changes_section_without_monitoring_shows_no_drift_numbers():
+    s = summary.changes_section({"status": "not run", "reason": "`t.csv` is one table of users at one time",
+                                 "how": "give a second table"})
+    assert not s.available and "not run" in s.title
+    assert "one table of users" in s.text and "give a second table" in s.text
+    assert "Drifted features" not in s.numbers and "PSI" not in s.text
+
+
+def test_changes_section_for_two_tables_states_score_drift_and_current_performance():
+    mon = {"status": "run", "mode": "tables", "reference": "`a.csv`: 400 users", "current": "`b.csv`: 300 users",
+           "drifted_features": [{"feature": "age", "psi": 0.4, "ks": 0.3}], "n_features_checked": 9,
+           "score_drift": {"psi": 0.31, "ks": 0.2, "drifted": True, "reference_mean": 0.2, "current_mean": 0.3},
+           "performance": {"reference": None, "current": {"roc_auc": [0.7, 0.65, 0.75], "pr_auc": [0.4, 0.3, 0.5]}},
+           "false_alarm_rate": [0.0, 0.0, 0.28], "n_false_alarm_samples": 10, "challenger": None,
+           "recommendation": "Investigate: 1 of 9 features drifted."}
+    s = summary.changes_section(mon)
+    assert s.title.startswith("1 of 9 features shifted")
+    assert "probabilities shifted" in s.text and "0.700 (0.650–0.750)" in s.text
+    assert "random halves of the reference table" in s.text
