@@ -29,6 +29,7 @@ reason; explanations are of the uncalibrated model's margin.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,7 +286,10 @@ def explain_model(model: Any, X: pd.DataFrame, *, background: pd.DataFrame | Non
         c = booster.predict(xgb.DMatrix(A, missing=np.nan, feature_names=booster.feature_names), pred_contribs=True,
                             iteration_range=(0, booster.num_boosted_rounds()))
         return done(c[:, :-1], c[0, -1] if len(c) else 0.0, "XGBoost TreeSHAP (pred_contribs)", "log-odds")
-    import shap
+    with warnings.catch_warnings():
+        # shap imports tqdm.auto, which warns on stderr when ipywidgets is absent; no progress bar is shown
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import shap
 
     if kind in _SHAP_TREES:
         try:

@@ -351,10 +351,9 @@ def leakage_sentence(metrics: dict | None) -> str:
     if not dropped:
         return ""
     relations = [c["relation"] for c in screen.get("combinations") or []]
-    singles = [s["feature"] for s in screen.get("single_suspects") or []]
-    parts = []
-    if singles:
-        parts.append("on its own, " + ", ".join(f"`{c}`" for c in singles) + " separates leavers almost perfectly")
+    singles = screen.get("single_suspects") or []
+    parts = [f"on its own, `{s['feature']}` separates leavers from stayers suspiciously well"
+             + (f" (ROC-AUC {s['auc']:.2f})" if s.get("auc") is not None else "") for s in singles]
     parts += [f"{r}" for r in relations]
     return (f"{len(dropped)} column(s) were left out because they give the answer away rather than predict it: "
             + "; ".join(parts) + ".")

@@ -160,6 +160,8 @@ class Recommendation:
     drift : DriftReport
     reference, current : Interval or None
         The metric on the reference and on the new window (None when not measurable).
+    unmeasured_because : str
+        Why the metric could not be measured on new users (when ``current`` is None).
     """
 
     action: str
@@ -167,6 +169,7 @@ class Recommendation:
     drift: DriftReport
     reference: Interval | None
     current: Interval | None
+    unmeasured_because: str = "no labels, or only one class"
 
     @property
     def measured(self) -> bool:
@@ -179,7 +182,8 @@ class Recommendation:
         return self.measured and self.current.below(self.reference.value)
 
 
-def recommend(drift: DriftReport, performance: pd.DataFrame | None, *, metric: str = "roc_auc") -> Recommendation:
+def recommend(drift: DriftReport, performance: pd.DataFrame | None, *, metric: str = "roc_auc",
+              unmeasured_because: str = "no labels, or only one class") -> Recommendation:
     """Retrain, investigate or no action.
 
     Retrain when the model is measurably worse on newly labelled users (the reference's value lies
@@ -193,13 +197,16 @@ def recommend(drift: DriftReport, performance: pd.DataFrame | None, *, metric: s
         From :func:`performance_check`; None when no labels are available yet.
     metric : str, default "roc_auc"
         The metric judged (ROC-AUC does not move with the churn rate itself, PR-AUC does).
+    unmeasured_because : str
+        Why there is no performance to judge, in plain words (when ``performance`` is None).
 
     Returns
     -------
     Recommendation
     """
     if performance is None or not np.isfinite(performance.loc[metric, "current"]):
-        return Recommendation("investigate" if drift.fired else "no action", metric, drift, None, None)
+        return Recommendation("investigate" if drift.fired else "no action", metric, drift, None, None,
+                              unmeasured_because)
     row = performance.loc[metric]
     ref, cur = Interval.from_row(row, "reference"), Interval.from_row(row, "current")
     if cur.below(ref.value):
@@ -1039,7 +1046,11 @@ def compare_tables(reference: pd.DataFrame, current: pd.DataFrame, *, model: Chu
         reference=_describe(reference_name, reference, label_col if label_col in reference else None),
         current=_describe(current_name, current, label_col if labelled else None),
         drift=drift, score_drift=score_drift, performance=performance, performance_reference=perf_ref,
-        recommendation=recommend(drift, rec_perf, metric=metric), false_alarms=fa, model=model_text,
+        recommendation=recommend(drift, rec_perf, metric=metric,
+                                 unmeasured_because="no model was given" if model is None else
+                                 "the current table has no labels" if not labelled else
+                                 "no reference figure to compare with"),
+        false_alarms=fa, model=model_text,
         model_sha256=sha, notes=notes, n_reference=len(reference), n_current=len(current))
 
 

@@ -88,7 +88,7 @@ def recommendation_text(rec: Recommendation) -> str:
     label = _label(rec.metric)
     what = drift_summary(rec.drift, top=3)
     if not rec.measured:
-        perf = f"{label} on newly labelled users cannot be measured yet (no labels, or only one class)"
+        perf = f"{label} on newly labelled users cannot be measured yet ({rec.unmeasured_because})"
         if rec.action == "investigate":
             return (f"Investigate: {what} {perf}; retrain only if the change is lasting and the labels, once "
                     "they arrive, show the model slipping.")

@@ -506,6 +506,7 @@ def test_a_planted_shift_between_two_tables_is_found_and_named(spotify_snapshot,
     written = json.loads((tmp_path / "m.json").read_text())
     assert {d["feature"] for d in written["drifted_features"]} == {"listening_time", "device_type"}
     assert written["recommendation"].startswith("Investigate")
+    assert "cannot be measured yet (no model was given)" in written["recommendation"]
     assert "listening_time" in mr.command_text(result)
 
 
