@@ -35,9 +35,12 @@ def informative(y, rng, strength=1.5):
 
 # --- paired comparison and the rule ------------------------------------------------------------
 
-def test_simplicity_order_follows_the_registry():
+def test_simplicity_order_ranks_small_models_first_and_covers_the_registry():
     assert S.simplicity("logreg", "none") < S.simplicity("logreg", "smote") < S.simplicity("lightgbm", "none")
+    # small boosted models before forests of deep trees, and KNN (keeps every training row) last
+    assert S.simplicity("lightgbm", "smote") < S.simplicity("random_forest", "none") < S.simplicity("knn", "none")
     assert S.SIMPLICITY[0] == "logreg" and "dummy" not in S.SIMPLICITY
+    assert set(S.SIMPLICITY) == set(M.MODELS) - {"dummy"}
 
 
 def test_paired_difference_is_zero_for_identical_scores_and_corrected_otherwise():
