@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 from churnlib import paths
 from churnlib.outputs import check_output, quality_path
@@ -120,8 +119,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from churnlib.scoring import score_command
 
-    model = Path(args.model)
-    check_output(args.out, inputs=[args.events, args.table, model if model.is_file() else None])
     scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col,
                            reasons=args.reasons, strict=args.strict, allow_duplicates=args.allow_duplicates)
     _print_account(scored.attrs.get("quality"))

@@ -604,3 +604,18 @@ def mr_notebook():
     from churnlib import paths
 
     return paths.project_root() / "notebooks" / "07_monitoring.ipynb"
+
+
+def test_monitor_command_line_prints_the_comparison_and_refuses_to_overwrite_an_input(spotify_snapshot, tmp_path,
+                                                                                     capsys):
+    from churnlib.cli import main
+
+    ref, cur = _spotify_halves(spotify_snapshot, tmp_path, {"listening_time": lambda s: (s * 1.3).round().astype(int)})
+    out = tmp_path / "m.json"
+    assert main(["monitor", "--reference", str(ref), "--current", str(cur), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "listening_time" in printed and f"read 4,000 rows from {cur}" in printed
+    assert json.loads(out.read_text())["recommendation"].startswith("Investigate: 1 of")
+    before = cur.read_bytes()
+    assert main(["monitor", "--reference", str(ref), "--current", str(cur), "--out", str(cur)]) == 2
+    assert "is also the input" in capsys.readouterr().err and cur.read_bytes() == before
