@@ -159,6 +159,13 @@ class ChurnModel:
         return self.estimator.method if isinstance(self.estimator, CalibratedClassifier) else None
 
     @property
+    def version(self) -> str:
+        """Short model version: the first 12 hex digits of the artifact's SHA-256 (``"unsaved"`` before
+        :meth:`save`). Every served or batch prediction names it."""
+        sha = self.info.get("sha256")
+        return str(sha)[:12] if sha else "unsaved"
+
+    @property
     def feature_names(self) -> list[str]:
         """Input features in model order."""
         return [f["name"] for f in self.schema]

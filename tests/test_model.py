@@ -90,6 +90,7 @@ def test_round_trip_keeps_probabilities_threshold_bands_schema_and_info(model, d
     assert loaded.info["holdout"]["roc_auc"] == {"value": 0.8, "low": 0.7, "high": 0.9}
     assert loaded.info["calibration"] == "sigmoid" and loaded.info["threshold_rule"] == "f1"
     assert loaded.info["versions"]["scikit-learn"] and len(loaded.info["sha256"]) == 64
+    assert loaded.version == loaded.info["sha256"][:12] and model.version == loaded.version
     assert ChurnModel.load(saved / ARTIFACT_NAME).threshold == model.threshold
     assert ChurnModel.load(saved / "churn_model.manifest.json").threshold == model.threshold
     assert "sigmoid calibration" in repr(loaded) and f"{model.threshold:.3f}" in loaded.describe()
