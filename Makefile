@@ -15,11 +15,14 @@ CURRENT ?=
 CONFIG ?= config/report.yaml
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
+MODEL ?= models
+PORT ?= 8000
+STORE ?=
 
-.PHONY: setup browser report test bench lab clean-outputs strip-notebooks help
+.PHONY: setup browser report test bench serve lab clean-outputs strip-notebooks help
 
 help:
-	@echo "make report [DATA=path] | make test | make bench | make lab | make setup"
+	@echo "make report [DATA=path] | make test | make bench | make serve [MODEL=models PORT=8000 STORE=path] | make lab | make setup"
 
 setup: $(STAMP) browser
 
@@ -60,6 +63,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m churnlib bench
+
+# The prediction service on 127.0.0.1:$(PORT) over the artifact in $(MODEL) (make report writes models/);
+# predictions go to $(STORE), by default data/predictions.sqlite. Ctrl+C stops it.
+serve: $(STAMP)
+	$(BIN)/python -m churnlib serve --model "$(MODEL)" --port $(PORT) $(if $(STORE),--store "$(STORE)")
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -7,8 +7,9 @@ simulate         write a simulated Sparkify event log (parquet or NDJSON .gz)
 fidelity         compare simulated logs with the real Sparkify mini log (KS per metric, page mix)
 features         build the (user, observation date) feature table from an event log
 train            compare models on a feature or snapshot table; write the artifact and metrics.json
-monitor          drift between two snapshot tables (reference, current)
+monitor          drift between two snapshot tables (reference, current), or of served features (--store)
 score            score users with a saved model (from a feature table or an event log)
+serve            the prediction service: HTTP over a saved model (FastAPI + uvicorn), predictions stored
 bench            run every benchmark in benchmarks/ and print figures and ratios
 strip-notebooks  clear outputs from notebooks before committing
 """
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 from churnlib import paths
 from churnlib.outputs import check_output, quality_path
@@ -32,7 +35,7 @@ __all__ = ["DEBUG_ENV", "build_parser", "main"]
 DEBUG_ENV = "CHURNLIB_DEBUG"
 
 # Argument names that hold a file the command reads or writes, named in an error that lacks one.
-_FILE_ARGS = ("events", "table", "model", "data", "real", "reference", "current", "config", "out")
+_FILE_ARGS = ("events", "table", "model", "data", "real", "reference", "current", "store", "config", "out")
 
 
 def _print_account(quality) -> None:
@@ -50,15 +53,60 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
+    from churnlib.drift import KS_THRESHOLD, PSI_THRESHOLD
+
+    thresholds = {"psi_threshold": PSI_THRESHOLD if args.psi_threshold is None else args.psi_threshold,
+                  "ks_threshold": KS_THRESHOLD if args.ks_threshold is None else args.ks_threshold}
+    if args.store is not None:
+        return _monitor_store(args, thresholds)
     from churnlib.monitoring import monitor_command
     from churnlib.monitoring_report import command_text, recommendation_text
 
-    check_output(args.out, inputs=[args.reference, args.current], sidecar=False)
-    result = monitor_command(args.reference, args.current, args.out, model=args.model, id_col=args.id_col,
-                             label_col=args.label_col or None, strict=args.strict, wording=recommendation_text)
+    out = args.out or "monitoring.json"
+    check_output(out, inputs=[args.reference, args.current], sidecar=False)
+    result = monitor_command(args.reference, args.current, out, model=args.model, id_col=args.id_col or "user_id",
+                             label_col="is_churned" if args.label_col is None else args.label_col or None,
+                             strict=args.strict, wording=recommendation_text, **thresholds)
     print(command_text(result))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
+
+
+def _monitor_store(args: argparse.Namespace, thresholds: dict[str, float]) -> int:
+    """``monitor --store``: drift of the features the service served against the model's training reference."""
+    from churnlib.monitoring import monitor_store
+    from churnlib.monitoring_report import store_text, write_store_figure
+
+    result = monitor_store(args.store, args.model, reference=args.reference, out_dir=args.out,
+                           window_days=7 if args.window_days is None else args.window_days, end=args.end,
+                           plot=write_store_figure, wording=store_text, **thresholds)
+    print(result.text())  # ends with what it wrote
+    return 0
+
+
+def _monitor_usage(args: argparse.Namespace) -> str | None:
+    """The two modes of ``monitor`` take different options: what is wrong with a mix, else None."""
+    if args.store is not None:
+        table_only = [flag for flag, value in (("--current", args.current), ("--id-col", args.id_col),
+                                               ("--label-col", args.label_col), ("--strict", args.strict or None))
+                      if value is not None]
+        if table_only:
+            return (f"{', '.join(table_only)}: not with --store (--store compares the features the service "
+                    "served with the model's training reference; --reference/--current compare two tables)")
+        missing = [flag for flag, value in (("--model", args.model), ("--out", args.out)) if value is None]
+        if missing:
+            return (f"--store needs {' and '.join(missing)} "
+                    "(the model whose training reference to compare with; a folder to write into)")
+        return None
+    store_only = [flag for flag, value in (("--window-days", args.window_days), ("--end", args.end))
+                  if value is not None]
+    if store_only:
+        return f"{', '.join(store_only)}: only with --store (the served features' window)"
+    missing = [flag for flag, value in (("--reference", args.reference), ("--current", args.current)) if value is None]
+    if missing:
+        return (f"give --reference and --current (two tables), or --store (served features); missing: "
+                f"{', '.join(missing)}")
+    return None
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -120,11 +168,56 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from churnlib.scoring import score_command
 
     scored = score_command(args.model, events=args.events, table=args.table, out=args.out, id_col=args.id_col,
-                           reasons=args.reasons, strict=args.strict, allow_duplicates=args.allow_duplicates)
+                           reasons=args.reasons, strict=args.strict, allow_duplicates=args.allow_duplicates,
+                           as_of=args.as_of)
     _print_account(scored.attrs.get("quality"))
     print(f"wrote {args.out}: {len(scored):,} users scored" + (" with their top three reasons" if args.reasons else ""))
     if quality_path(args.out).is_file():
         print(f"wrote {quality_path(args.out)}: the data-quality account")
+    return 0
+
+
+def _score_usage(args: argparse.Namespace) -> str | None:
+    if args.as_of is not None and args.table is not None:
+        return "--as-of is for --events (the date features are built at); a feature table carries its own dates"
+    return None
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse early, in one line, an address the server could not listen on (in use, unknown host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen there: {exc.strerror or exc}", f"{host}:{port}") from exc
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from churnlib.model import ChurnModel
+
+    # Everything that can be wrong is checked before anything listens: the artifact (a tampered or
+    # incompatible one ends here, exit 2), the address, the store.
+    model = ChurnModel.load(args.model)
+    _check_port(args.host, args.port)
+    from churnlib.service import serve
+    from churnlib.store import PredictionStore, default_store_path
+
+    store_path = None if args.no_store else Path(args.store) if args.store else default_store_path()
+    store = None if store_path is None else PredictionStore(store_path)
+    url = f"http://{args.host}:{args.port}"
+    print(f"serving model {model.version} on {url} (API docs: {url}/docs); "
+          + (f"predictions stored in {store_path}" if store is not None else "predictions not stored (--no-store)")
+          + "; Ctrl+C stops it", flush=True)
+    try:
+        serve(model, host=args.host, port=args.port, store=store, log_level=args.log_level)
+    except KeyboardInterrupt:  # Ctrl+C: uvicorn shut down gracefully first
+        pass
+    finally:
+        if store is not None:
+            store.close()
+    print("server stopped", flush=True)
     return 0
 
 
@@ -171,15 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("monitor", help="drift (and performance) between two snapshot tables")
-    p.add_argument("--reference", required=True, help="table the model was trained on (CSV/parquet)")
-    p.add_argument("--current", required=True, help="newer table of the same columns")
-    p.add_argument("--model", default=None, help="artifact or its folder: adds score drift and performance")
-    p.add_argument("--id-col", default="user_id")
-    p.add_argument("--label-col", default="is_churned", help="label column ('' when the tables have none)")
-    p.add_argument("--out", default="monitoring.json")
+    p = sub.add_parser("monitor", help="drift between two snapshot tables, or of the features the service served",
+                       description="Two modes. Tables: --reference T --current T [--model M] [--out FILE.json]. "
+                                   "Served features: --store PATH --model M [--reference T] [--window-days 7] "
+                                   "--out DIR.")
+    p.add_argument("--reference", default=None,
+                   help="tables: the table the model was trained on (CSV/parquet); --store: a training reference "
+                        "instead of the one saved beside the model")
+    p.add_argument("--current", default=None, help="tables: newer table of the same columns")
+    p.add_argument("--store", default=None, help="prediction store the service wrote (python -m churnlib serve)")
+    p.add_argument("--model", default=None,
+                   help="artifact or its folder: adds score drift and performance (tables); required with --store")
+    p.add_argument("--window-days", type=float, default=None, metavar="DAYS",
+                   help="--store: the last DAYS of served predictions (default 7), latest row per user")
+    p.add_argument("--end", default=None, metavar="DATE", help="--store: end of the window (default: the last served)")
+    p.add_argument("--psi-threshold", type=float, default=None, help="PSI above which a feature drifted")
+    p.add_argument("--ks-threshold", type=float, default=None, help="KS statistic above which a feature drifted")
+    p.add_argument("--id-col", default=None, help="tables: id column (default user_id)")
+    p.add_argument("--label-col", default=None,
+                   help="tables: label column (default is_churned; '' when the tables have none)")
+    p.add_argument("--out", default=None,
+                   help="tables: the JSON to write (default monitoring.json); --store: the folder for the drift "
+                        "table, figure and summary")
     _add_strict(p)
-    p.set_defaults(func=_cmd_monitor)
+    p.set_defaults(func=_cmd_monitor, usage=_monitor_usage)
 
     p = sub.add_parser("simulate", help="write a simulated Sparkify event log")
     p.add_argument("--users", type=int, default=2000)
@@ -226,8 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score users with a saved model")
     p.add_argument("--model", required=True, help="artifact (.joblib, manifest, or its folder)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--events", default=None, help="event log: features as of its last day")
+    src.add_argument("--events", default=None, help="event log: features as of its last day (or --as-of)")
     src.add_argument("--table", default=None, help="feature table with the model's columns")
+    p.add_argument("--as-of", default=None, metavar="DATE",
+                   help="--events: score the users current at DATE (2018-11-20, an ISO time or epoch ms), from "
+                        "their events before it (default: midnight after the log's last event)")
     p.add_argument("--id-col", default=None)
     p.add_argument("--out", default="risk.csv")
     p.add_argument("--reasons", action=argparse.BooleanOptionalAction, default=True,
@@ -236,7 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-duplicates", action="store_true",
                    help="score a table whose ids repeat (counted in the account) instead of refusing it")
     _add_strict(p)
-    p.set_defaults(func=_cmd_score)
+    p.set_defaults(func=_cmd_score, usage=_score_usage)
+
+    p = sub.add_parser("serve", help="the prediction service over a saved model (FastAPI + uvicorn)")
+    p.add_argument("--model", default=str(root / "models"), help="artifact (.joblib, manifest, or its folder)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--store", default=None,
+                      help="SQLite prediction store to append every prediction to (default: data/predictions.sqlite "
+                           "in the project)")
+    keep.add_argument("--no-store", action="store_true", help="keep no record of predictions")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (info: one line per request)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bench", help="run the benchmarks")
     p.add_argument("--only", default=None, help="run benchmarks whose name contains this")
@@ -302,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     failed notebook or an internal error (which asks to be reported). ``CHURNLIB_DEBUG=1`` in the
     environment re-raises instead, with the traceback.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    usage = getattr(args, "usage", None)
+    if usage is not None and (problem := usage(args)):
+        parser.exit(2, f"{parser.prog} {args.command}: error: {problem}\n")
     try:
         with warnings.catch_warnings():
             if os.environ.get(DEBUG_ENV) != "1":

@@ -46,14 +46,16 @@ from churnlib import paths
 from churnlib.artifact import ArtifactError
 from churnlib.drift import KS_THRESHOLD, MIN_ROWS, PSI_THRESHOLD, DriftReport, drift_report, latest_rows
 from churnlib.eda import Rate
-from churnlib.files import write_json
+from churnlib.files import atomic_write, write_json
 from churnlib.intervals import Interval, bootstrap_sampler
 from churnlib.load import DataValidationError, SnapshotTable, data_fingerprint, detect_kind, load_table
 from churnlib.model import ARTIFACT_NAME, ChurnModel
 from churnlib.models import feature_frame, make_pipeline
 from churnlib.pipeline import product_key, write_product
 from churnlib.scenarios import SCENARIOS, FalseAlarmResult, scenario_window
+from churnlib.outputs import check_output
 from churnlib.simulate import SimulatorConfig
+from churnlib.store import PredictionStore, read_reference, reference_path
 
 __all__ = [
     "ChallengeResult",
@@ -62,7 +64,9 @@ __all__ = [
     "MonitoringPlan",
     "Recommendation",
     "ScenarioResult",
+    "STORE_OUTPUTS",
     "ScenarioRun",
+    "StoreMonitoring",
     "TableComparison",
     "challenge",
     "challenge_window",
@@ -70,6 +74,7 @@ __all__ = [
     "compare_tables",
     "load_champion",
     "monitor_command",
+    "monitor_store",
     "monitoring_summary",
     "not_run_summary",
     "performance_check",
@@ -1204,4 +1209,270 @@ def monitor_command(reference: str | os.PathLike, current: str | os.PathLike, ou
     write_monitoring(summary, out, model_sha256=result.model_sha256,
                      params={"mode": "tables", "reference": data_fingerprint(reference),
                              "current": data_fingerprint(current)})
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Served features: the prediction store against the model's training reference
+# --------------------------------------------------------------------------------------------
+
+#: Files :func:`monitor_store` writes into its output folder, by role.
+STORE_OUTPUTS = {"drift": "drift.csv", "figure": "drift.png", "summary": "monitoring_summary.json"}
+
+
+@dataclass
+class StoreMonitoring:
+    """Served features of one model over a rolling window, against its training reference.
+
+    Attributes
+    ----------
+    status : str
+        ``"ok"``, or ``"too few rows"`` when the window (or the reference) holds fewer than
+        :data:`churnlib.drift.MIN_ROWS` users: nothing is judged then.
+    store : str
+        The prediction store read.
+    model_version, model : str
+        :attr:`churnlib.model.ChurnModel.version` and :meth:`~churnlib.model.ChurnModel.describe`.
+    window_start, window_end : pandas.Timestamp
+        The window ``[end - window_days, end]`` on ``served_at`` (UTC, both ends included).
+    window_days : float
+    rows : int
+        Predictions of this model version served in the window.
+    users : int
+        Users among them: drift is measured on each user's latest prediction in the window.
+    other_versions : dict of str to int
+        Predictions of other model versions in the window, left out.
+    reference : str
+        Where the reference came from (``reference.parquet`` beside the model, or the table given).
+    n_reference : int
+        Reference rows compared (one per user at the reference's latest ``as_of``).
+    drift : churnlib.drift.DriftReport
+        Every model feature, served against reference.
+    score_drift : churnlib.drift.DriftReport
+        The served churn probabilities against the model's probabilities on the reference rows.
+    psi_threshold, ks_threshold : float
+    files : dict of str to str
+        What was written (role to path).
+    notes : list of str
+        Plain remarks (e.g. other model versions left out).
+    words : str or None
+        The plain-words text (``wording`` of :func:`monitor_store`).
+    """
+
+    status: str
+    store: str
+    model_version: str
+    model: str
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    window_days: float
+    rows: int
+    users: int
+    other_versions: dict[str, int]
+    reference: str
+    n_reference: int
+    drift: DriftReport
+    score_drift: DriftReport
+    psi_threshold: float
+    ks_threshold: float
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    words: str | None = None
+
+    @property
+    def enough(self) -> bool:
+        """Both the window and the reference hold enough users to judge drift."""
+        return self.status == "ok"
+
+    @property
+    def fired(self) -> bool:
+        """Some feature (or the churn probability) drifted."""
+        return self.enough and (self.drift.fired or self.score_drift.fired)
+
+    @property
+    def drifted(self) -> list[str]:
+        """The features that drifted, largest PSI first."""
+        return self.drift.drifted["feature"].tolist()
+
+    def text(self) -> str:
+        """The plain words (:func:`churnlib.monitoring_report.store_text`, given as ``wording``), else
+        the status and the drifted features."""
+        if self.words is not None:
+            return self.words
+        return f"{self.status}: {len(self.drifted)} feature(s) drifted ({', '.join(self.drifted) or 'none'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``monitoring_summary.json``."""
+        def records(report: DriftReport) -> list[dict]:
+            cols = ["feature", "kind", "psi", "ks", "reference_mean", "current_mean", "drifted", "reason"]
+            return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+                    for r in report.table[cols].to_dict("records")]
+        return {
+            "status": self.status, "mode": "store", "store": self.store,
+            "model": {"version": self.model_version, "description": self.model},
+            "window": {"start": self.window_start.isoformat(), "end": self.window_end.isoformat(),
+                       "days": self.window_days},
+            "served": {"predictions": self.rows, "users": self.users, "rows_compared": "latest prediction per user",
+                       "other_model_versions": dict(self.other_versions)},
+            "reference": {"source": self.reference, "rows": self.n_reference},
+            "thresholds": {"psi": self.psi_threshold, "ks": self.ks_threshold, "min_rows": MIN_ROWS},
+            "fired": self.fired,
+            "drifted": self.drifted if self.enough else [],
+            "features_checked": self.drift.n_checked,
+            "drift": records(self.drift),
+            "score_drift": records(self.score_drift)[0] if len(self.score_drift.table) else None,
+            "notes": list(self.notes),
+            "text": self.words,
+            "files": dict(self.files),
+        }
+
+
+def _window_end(end: str | pd.Timestamp | None, last: pd.Timestamp | None) -> pd.Timestamp:
+    if end is None:
+        return last if last is not None else pd.Timestamp.now(tz="UTC")
+    try:
+        ts = pd.Timestamp(end)
+    except (ValueError, TypeError):
+        raise DataValidationError(f"end must be a date or a time (e.g. 2018-11-20 or 2018-11-20T12:00Z), "
+                                  f"not {end!r}", column="end") from None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if isinstance(end, str) and len(end.strip()) == 10:  # a date alone: the whole day counts
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
+    return ts
+
+
+def _store_reference(model: ChurnModel, model_path: Path | None,
+                     reference: pd.DataFrame | str | os.PathLike | None) -> tuple[pd.DataFrame, str]:
+    """The reference rows (one per user at the latest ``as_of``), and where they came from."""
+    if reference is None:
+        if model_path is None:
+            raise DataValidationError("a model given in memory has no training reference beside it: "
+                                      "pass the table it was trained on as reference")
+        table, where = read_reference(model_path, model.info), str(reference_path(model_path))
+    elif isinstance(reference, pd.DataFrame):
+        table, where = reference, "the reference table given"
+    else:
+        table, where = load_table(reference).table, str(reference)
+    table = latest_rows(table) if "as_of" in table.columns else table.reset_index(drop=True)
+    try:
+        model.prepare(table)
+    except ValueError as exc:
+        raise DataValidationError(f"the reference cannot be compared with the model's inputs: {exc}",
+                                  file=None if isinstance(reference, pd.DataFrame) else where) from None
+    return table, where
+
+
+def monitor_store(store: str | os.PathLike, model: ChurnModel | str | os.PathLike, *,
+                  reference: pd.DataFrame | str | os.PathLike | None = None, window_days: float = 7,
+                  end: str | pd.Timestamp | None = None, psi_threshold: float = PSI_THRESHOLD,
+                  ks_threshold: float = KS_THRESHOLD, out_dir: str | os.PathLike,
+                  plot: Callable[[DriftReport, Path], Any] | None = None,
+                  wording: Callable[[StoreMonitoring], str] | None = None) -> StoreMonitoring:
+    """``python -m churnlib monitor --store``: drift of served features against the training reference.
+
+    The predictions the model (its :attr:`~churnlib.model.ChurnModel.version`) served in the window
+    ``[end - window_days, end]`` are read from the store; each user counts once, with their latest
+    prediction in the window (a user scored daily by a CRM would otherwise weigh seven times as much
+    as one scored once, and repeated rows of a user are not independent). Their features are compared
+    with the model's training reference -- one row per user at its latest observation date, as
+    ``07_monitoring`` compares windows -- by :func:`churnlib.drift.drift_report` (PSI and KS with the
+    given thresholds); the served churn probabilities are compared the same way with the model's
+    probabilities on the reference rows. Predictions of other model versions are left out and counted.
+
+    Everything is computed before anything is written; ``drift.csv``, the figure (when ``plot`` is
+    given) and ``monitoring_summary.json`` (:data:`STORE_OUTPUTS`) are then each replaced atomically,
+    the summary last. A window (or reference) with fewer than :data:`churnlib.drift.MIN_ROWS` users
+    is not judged: the result's ``status`` is ``"too few rows"`` (no figure), which the command line
+    reports.
+
+    Parameters
+    ----------
+    store : path-like
+        The prediction store (:class:`churnlib.store.PredictionStore`), opened read-only.
+    model : ChurnModel or path-like
+        The artifact, its manifest or their folder (a model in memory needs ``reference``).
+    reference : DataFrame or path-like, optional
+        The table the model was trained on (id, ``as_of`` for feature tables, the model's features);
+        default: ``reference.parquet`` beside the artifact, checked against the manifest.
+    window_days : float, default 7
+        Length of the rolling window.
+    end : str or Timestamp, optional
+        End of the window (a date alone: the end of that day, UTC); default: the model's latest
+        prediction in the store.
+    psi_threshold, ks_threshold : float
+        The drift rule.
+    out_dir : path-like
+        Output folder (created; checked first by :func:`churnlib.outputs.check_output`).
+    plot : callable, optional
+        ``plot(drift, path)`` draws the drift figure into ``path`` (the command line passes
+        :func:`churnlib.monitoring_report.write_store_figure`); None: no figure.
+    wording : callable, optional
+        ``wording(result)`` gives the plain words of :meth:`StoreMonitoring.text` and the summary
+        (the command line passes :func:`churnlib.monitoring_report.store_text`).
+
+    Returns
+    -------
+    StoreMonitoring
+
+    Raises
+    ------
+    churnlib.load.DataValidationError
+        An unusable store (:class:`churnlib.store.StoreError`), model or reference -- including a
+        model without ``reference.parquet`` and no ``reference`` (the message says how to get one) --
+        or a bad ``end``.
+    churnlib.outputs.OutputError
+        ``out_dir`` cannot be written, or would overwrite an input.
+    """
+    if not window_days > 0:
+        raise DataValidationError(f"the window must be longer than 0 days, not {window_days!r}", column="window_days")
+    ref_input = reference if isinstance(reference, (str, os.PathLike)) else None
+    out = check_output(out_dir, inputs=[store, None if isinstance(model, ChurnModel) else model, ref_input],
+                       folder=True, names=STORE_OUTPUTS.values(), sidecar=False)
+    model_path = None if isinstance(model, ChurnModel) else Path(model)
+    champion = _resolve_model(model)
+    ref, ref_source = _store_reference(champion, model_path, reference)
+    version = champion.version
+    with PredictionStore(store, readonly=True) as st:
+        span = st.span(version)
+        hi = _window_end(end, span[1] if span else (st.span() or (None, None))[1])
+        lo = hi - pd.Timedelta(days=float(window_days))
+        served = st.read(since=lo, until=hi, model_version=version)
+        others = {v: n for v, n in st.versions(since=lo, until=hi).items() if v != version}
+    notes = []
+    if others:
+        notes.append(f"{sum(others.values()):,} prediction(s) of other model versions in the window left out "
+                     f"({', '.join(f'{v}: {n:,}' for v, n in others.items())})")
+    if span is None:
+        notes.append(f"the store holds no prediction of model {version}")
+    latest = served.drop_duplicates("user_id", keep="last").reset_index(drop=True)  # read is oldest first
+    try:
+        current = champion.prepare(latest) if len(latest) else champion.prepare(
+            pd.DataFrame({c: pd.Series(dtype="float64") for c in champion.feature_names}))
+    except ValueError as exc:
+        raise DataValidationError(f"the stored predictions of model {version} lack its features: {exc}",
+                                  file=store) from None
+    features = champion.feature_names
+    drift = drift_report(champion.prepare(ref), current, features=features, psi_threshold=psi_threshold,
+                         ks_threshold=ks_threshold)
+    p_ref = champion.churn_probability(ref)
+    score_drift = drift_report(pd.DataFrame({"churn probability": p_ref}),
+                               pd.DataFrame({"churn probability": latest["churn_probability"].to_numpy(float)}),
+                               psi_threshold=psi_threshold, ks_threshold=ks_threshold)
+    ok = len(latest) >= MIN_ROWS and len(ref) >= MIN_ROWS
+    result = StoreMonitoring(
+        status="ok" if ok else "too few rows", store=str(store), model_version=version, model=champion.describe(),
+        window_start=lo, window_end=hi, window_days=float(window_days), rows=len(served), users=len(latest),
+        other_versions=others, reference=ref_source, n_reference=len(ref), drift=drift, score_drift=score_drift,
+        psi_threshold=psi_threshold, ks_threshold=ks_threshold, notes=notes)
+    files = {"drift": out / STORE_OUTPUTS["drift"], "summary": out / STORE_OUTPUTS["summary"]}
+    if plot is not None and ok:
+        files["figure"] = out / STORE_OUTPUTS["figure"]
+    result.files = {k: str(v) for k, v in files.items()}
+    if wording is not None:
+        result.words = wording(result)
+    table = pd.concat([drift.table, score_drift.table], ignore_index=True)
+    atomic_write(files["drift"], lambda tmp: table.to_csv(tmp, index=False))
+    if "figure" in files:
+        atomic_write(files["figure"], lambda tmp: plot(drift, Path(tmp)))
+    write_json(files["summary"], result.to_dict())
     return result

@@ -6,6 +6,8 @@ module only words and draws them (intervals in the one text form of
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -13,10 +15,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from churnlib.drift import DriftReport
+from churnlib import plotting
+from churnlib.drift import MIN_ROWS, DriftReport
 from churnlib.intervals import Interval
 from churnlib.monitoring import (METRIC_LABELS, ChallengeResult, MonitoringPlan, Recommendation, ScenarioRun,
-                                 TableComparison, recommend)
+                                 StoreMonitoring, TableComparison, recommend)
 from churnlib.scenarios import SCENARIOS, FalseAlarmResult, ReferenceWindow
 
 __all__ = [
@@ -36,10 +39,12 @@ __all__ = [
     "scenario_overview",
     "scenario_table",
     "score_drift_statement",
+    "store_text",
     "table_key_numbers",
     "table_lines",
     "table_performance_text",
     "window_description",
+    "write_store_figure",
 ]
 
 
@@ -328,3 +333,56 @@ def table_key_numbers(result: TableComparison) -> dict[str, str]:
         out["False-alarm rate"] = f"{iv.value:.0%} ({iv.low:.0%}–{iv.high:.0%}, {result.false_alarms.n_pairs} splits)"
     out["Recommendation"] = recommendation_headline(result.recommendation)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Served features (python -m churnlib monitor --store)
+# --------------------------------------------------------------------------------------------
+
+def _when(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def store_text(result: StoreMonitoring) -> str:
+    """What ``python -m churnlib monitor --store`` prints: the window, the rows, what drifted (PSI/KS).
+
+    Parameters
+    ----------
+    result : churnlib.monitoring.StoreMonitoring
+    """
+    lines = [f"Served predictions of model {result.model_version} ({result.model}) from "
+             f"{_when(result.window_start)} to {_when(result.window_end)} ({result.window_days:g} days): "
+             f"{result.rows:,} predictions for {result.users:,} users; each user's latest prediction is compared.",
+             f"Reference: {result.n_reference:,} training rows (one per user at the latest observation date) "
+             f"from {result.reference}."]
+    if not result.enough:
+        short = []
+        if result.users < MIN_ROWS:
+            short.append(f"the window holds {result.users:,} users")
+        if result.n_reference < MIN_ROWS:
+            short.append(f"the reference holds {result.n_reference:,} rows")
+        lines.append(f"Too few rows to judge drift: {' and '.join(short)}; at least {MIN_ROWS} are needed. "
+                     "Widen the window (--window-days), move its end (--end), or wait for more predictions.")
+    else:
+        lines.append(drift_summary(result.drift))
+        r = result.score_drift.table.iloc[0]
+        moved = "moved beyond the drift rule" if r["drifted"] else "did not move beyond the drift rule"
+        lines.append(f"The churn probabilities served {moved}: mean {r['reference_mean']:.3f} on the reference, "
+                     f"{r['current_mean']:.3f} served (PSI {r['psi']:.2f}, KS {r['ks']:.2f}).")
+        lines.append("Drift found: investigate the drifted inputs, and check the model on newly labelled users "
+                     "before retraining." if result.fired else "No drift: no action needed.")
+    lines += [f"{n[0].upper()}{n[1:]}." for n in result.notes]
+    if result.files:
+        lines.append("Wrote " + ", ".join(result.files.values()) + ".")
+    return "\n".join(lines)
+
+
+def write_store_figure(report: DriftReport, path: str | os.PathLike) -> Path:
+    """Draw the drift heatmap of served features (:func:`plot_drift`, house style) into ``path`` (PNG)."""
+    plotting.set_house_style()
+    fig = plot_drift({"served features": report})
+    try:
+        fig.savefig(path, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return Path(path)

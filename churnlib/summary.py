@@ -30,12 +30,14 @@ from churnlib.artifact import manifest_path
 from churnlib.model import ARTIFACT_NAME
 from churnlib.model_report import leakage_sentence, summary_sentences
 from churnlib.pipeline import upstream_mismatch
+from churnlib import survival_report
 
 __all__ = [
     "Section", "SummaryInputs", "Trend", "signal_detected", "ACTION_RULES", "load_inputs", "not_available", "signal_section",
     "churn_rate_section", "churn_trend", "trend_section", "plot_churn_trend", "model_quality_section",
     "still_customers", "top_users_section", "drivers_section", "plot_drivers", "reason_family", "retention_actions",
     "actions_section", "data_quality_section", "changes_section", "key_numbers", "model_sha256",
+    "retention_section",
 ]
 
 #: File names the earlier notebooks write (under ``models_dir`` / ``processed_data_dir``).
@@ -394,6 +396,64 @@ def plot_churn_trend(trend: Trend) -> plt.Figure:
     ax.set_title(words[trend.direction])
     fig.autofmt_xdate()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# How long users stay
+# --------------------------------------------------------------------------------------------
+
+def retention_section(curve: Any, comparisons: dict[str, Any] | None = None,
+                      durations: pd.DataFrame | None = None, *,
+                      reason: str = "the data holds no time from each user's start to cancelling",
+                      what: str = "users") -> Section:
+    """How long users stay: the median time to cancelling, the cohort that leaves soonest, in plain words.
+
+    Computed from :mod:`churnlib.survival` (``09_summary`` runs before ``10_retention`` and cannot read
+    its outputs); worded by :mod:`churnlib.survival_report`, so the summary and the retention report
+    say the same thing the same way.
+
+    Parameters
+    ----------
+    curve : churnlib.survival.RetentionCurve or None
+        The overall Kaplan–Meier curve (:func:`churnlib.survival.kaplan_meier`); None when survival
+        cannot be estimated (a snapshot table without a duration column).
+    comparisons : dict of str to churnlib.survival.CohortComparison, optional
+        Cohort kind -> :func:`churnlib.survival.compare_cohorts`; a cohort is named as leaving soonest
+        only when its FDR-adjusted log-rank test says the cohorts differ.
+    durations : pandas.DataFrame, optional
+        One row per user with ``churned`` (for the sentence on censoring).
+    reason : str
+        Why there is no curve, for the one-sentence stand-in.
+    what : str
+        How the users are called.
+
+    Returns
+    -------
+    Section
+    """
+    title = "How long users stay"
+    if curve is None:
+        return not_available(title, "how long users stay (retention curves)", reason)
+    lines = []
+    if durations is not None and "churned" in durations:
+        lines.append(survival_report.censoring_sentence(durations, what))
+    lines.append(survival_report.median_sentence(curve, what))
+    lines.append(survival_report.retention_at_sentence(curve, (30, 60), what))
+    soonest = {by: survival_report.soonest_cohort(c) for by, c in (comparisons or {}).items()}
+    soonest = {by: s for by, s in soonest.items() if s is not None}
+    for by, s in soonest.items():
+        lines.append(survival_report.cohort_lines(comparisons[by], by)[0])
+    if comparisons and not soonest:
+        kinds = ", ".join(survival_report.COHORT_LABELS.get(b, b.replace("_", " ")) for b in comparisons)
+        lines.append(f"No cohort ({kinds}) leaves sooner than the others beyond the noise (log-rank tests, "
+                     "false-discovery rate controlled across cohorts).")
+    head = survival_report.km_title(curve, what)
+    if soonest:
+        by, s = next(iter(soonest.items()))
+        head += f"; {s} users ({survival_report.COHORT_LABELS.get(by, by)}) leave soonest"
+    numbers = {k: v for k, v in survival_report.key_numbers(curve, comparisons).items()}
+    return Section(head, " ".join(lines) + " The retention report (10) has the curves by cohort, what drives "
+                   "the timing and how many of today's users are expected to stay.", numbers=numbers)
 
 
 # --------------------------------------------------------------------------------------------

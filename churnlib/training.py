@@ -59,6 +59,7 @@ from churnlib.models import (
 from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
 from churnlib.outputs import QUALITY_NAME, check_output, quality_path
 from churnlib.pipeline import feature_table, product_key
+from churnlib.store import REFERENCE_NAME, write_reference
 
 __all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "saved_model", "split_table",
            "train_command", "training_table"]
@@ -88,6 +89,8 @@ class TrainTestParts:
         The screen (None when ``drop_suspects`` is off).
     not_features : dict of str to str
         Columns left out because they cannot be features (constant, empty, a unique text per row).
+    keys : pandas.DataFrame or None
+        The training part's id column (and ``as_of`` in a stacked feature table), aligned with ``X``.
     """
 
     X: pd.DataFrame
@@ -100,6 +103,7 @@ class TrainTestParts:
     description: str
     leakage: LeakageScreen | None = None
     not_features: dict[str, str] | None = None
+    keys: pd.DataFrame | None = None
 
 
 def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -125,9 +129,10 @@ def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str
         text = f"stratified group holdout of {test.mean():.0%} of rows (seed {seed})"
     else:
         text = f"split column {split_col!r}"
+    keys = table.loc[~test, [c for c in (id_col, "as_of") if c in table.columns]].reset_index(drop=True)
     return TrainTestParts(X_all[~test].reset_index(drop=True), y_all[~test], g_all[~test],
                           X_all[test].reset_index(drop=True), y_all[test], g_all[test], suspects, text,
-                          screen, not_features)
+                          screen, not_features, keys)
 
 
 @dataclass
@@ -171,6 +176,9 @@ class TrainingResult:
         The holdout against the CV estimate, and folds that stand apart.
     baseline : churnlib.selection.BaselineCheck
         The final model against a default gradient-boosting model on the holdout.
+    train_rows : pandas.DataFrame or None
+        The training part as the final model was fitted on it: id (and ``as_of``) and features; saved
+        as the monitoring reference (``reference.parquet``).
     """
 
     candidates: list[Candidate]
@@ -193,6 +201,7 @@ class TrainingResult:
     selection: Selection | None = None
     agreement: Agreement | None = None
     baseline: BaselineCheck | None = None
+    train_rows: pd.DataFrame | None = None
 
     @property
     def signal_detected(self) -> bool:
@@ -268,17 +277,24 @@ class TrainingResult:
         }
 
     def save(self, out_dir: str | os.PathLike, data_fingerprint: str | None = None, *,
-             source: str | os.PathLike | None = None) -> dict[str, Path]:
-        """Write the artifact, its manifest and ``metrics.json`` into ``out_dir``.
+             source: str | os.PathLike | None = None, reference: pd.DataFrame | None = None) -> dict[str, Path]:
+        """Write the artifact, its manifest, ``metrics.json`` and the training reference into ``out_dir``.
 
         With ``source`` (the table or feature file trained on), its fingerprint and the models
         stage's key (:func:`churnlib.pipeline.product_key`: the table's fingerprint and the training
         settings) are recorded in both, so a later stage can tell which data and settings made the model.
 
+        The training reference (``reference.parquet``, :func:`churnlib.store.write_reference`): the
+        training rows' id, ``as_of`` (feature tables) and model features as the final model saw
+        them, which ``python -m churnlib monitor --store`` compares served features with. Its
+        SHA-256, rows and users are recorded under ``reference`` in ``metrics.json`` and the manifest.
+        The rows are ``reference`` when given, else :attr:`train_rows`; without either, no reference
+        is written and ``reference.why`` says so.
+
         Returns
         -------
         dict
-            Paths under keys ``artifact``, ``manifest``, ``metrics``.
+            Paths under keys ``artifact``, ``manifest``, ``metrics`` (and ``reference`` when written).
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -291,6 +307,20 @@ class TrainingResult:
         metrics["versions"] = library_versions()
         if key is not None:
             metrics["product_key"] = key
+        data = self.info["data"]
+        rows = reference if reference is not None else self.train_rows
+        why = "trained without its rows at hand (no reference rows)"
+        written_ref = {}
+        if rows is not None:
+            keys = [c for c in (data["id_col"], "as_of") if c in rows.columns]
+            frame = pd.concat([rows[keys].reset_index(drop=True),
+                               self.model.prepare(rows).reset_index(drop=True)], axis=1)
+            ref_info = write_reference(frame, out / REFERENCE_NAME, id_col=data["id_col"],
+                                       features=self.model.feature_names)
+            written_ref = {"reference": out / REFERENCE_NAME}
+        else:
+            ref_info = {"file": None, "why": why}
+        metrics["reference"] = ref_info
         chosen = metrics["chosen"]
         manifest = self.model.save(
             out / ARTIFACT_NAME,
@@ -299,10 +329,10 @@ class TrainingResult:
                   "threshold_rule": self.thresholds["rule"],
                   "holdout": chosen["holdout"], "cv": chosen["cv"],
                   "signal_detected": self.signal_detected,
-                  "data_fingerprint": data_fingerprint, "data": metrics["data"],
+                  "data_fingerprint": data_fingerprint, "data": metrics["data"], "reference": ref_info,
                   **({"product_key": key} if key is not None else {})})
         mpath = write_json(out / "metrics.json", metrics)
-        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath}
+        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath, **written_ref}
 
 
 def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -452,7 +482,8 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                           bands=model.bands, model=model, holdout=holdout,
                           holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
                           feature_schema=model.schema, info=info, selection=selection, agreement=agreement,
-                          baseline=baseline)
+                          baseline=baseline,
+                          train_rows=pd.concat([parts.keys, X], axis=1) if parts.keys is not None else None)
 
 
 def _selection_reason(selection: Selection, leader: Candidate, best: Candidate, dummy: Candidate | None,

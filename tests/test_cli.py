@@ -166,3 +166,149 @@ def test_a_library_warning_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_cmd_bench", warn)
     assert main(["bench"]) == 0
     assert capsys.readouterr().err == "warning: 1 fits failed out of a total of 2. (UserWarning)\n"
+
+
+# ---- serve, score --as-of, monitor --store (issue 14) ----------------------------------------------------------
+
+def _tiny_model(path: Path) -> Path:
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"days_since_last_login": rng.exponential(5, 60), "songs_7d": rng.poisson(30, 60)})
+    y = (X["days_since_last_login"] > 5).astype(int).to_numpy()
+    ChurnModel(make_pipeline("logreg").fit(X, y), threshold=0.5,
+               schema=[{"name": c, "kind": "numeric"} for c in X.columns]).save(path)
+    return path
+
+
+def test_serve_parser_defaults_and_store_options():
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--model", "m"])
+    assert (args.host, args.port, args.store, args.no_store) == ("127.0.0.1", 8000, None, False)
+    args = parser.parse_args(["serve", "--model", "m", "--host", "0.0.0.0", "--port", "9001", "--store", "s.sqlite"])
+    assert (args.host, args.port, args.store) == ("0.0.0.0", 9001, "s.sqlite")
+    assert parser.parse_args(["serve", "--no-store"]).no_store is True
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["serve", "--store", "s.sqlite", "--no-store"])
+    assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("damage", ["missing", "tampered"])
+def test_serve_refuses_a_bad_model_in_one_line_before_listening(tmp_path: Path, capsys, monkeypatch, damage):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    model = tmp_path / "m"
+    if damage == "tampered":
+        _tiny_model(model)
+        art = model / "churn_model.joblib"
+        art.write_bytes(art.read_bytes() + b"\0")
+    assert main(["serve", "--model", str(model), "--port", "0", "--no-store"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error:") and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert str(model) in captured.err
+    assert "SHA-256" in captured.err if damage == "tampered" else True
+    assert "serving" not in captured.out  # never got as far as announcing an address
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(tmp_path: Path, capsys, monkeypatch):
+    import socket
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    model = _tiny_model(tmp_path / "m")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--model", str(model), "--port", str(port), "--no-store"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: 127.0.0.1:{port}: cannot listen there")
+    assert captured.err.count("\n") == 1 and "serving" not in captured.out
+
+
+def test_score_passes_as_of_to_score_command(monkeypatch, tmp_path: Path):
+    from churnlib import scoring
+
+    seen = {}
+
+    def fake(model, **kwargs):
+        seen.update(kwargs)
+        return pd.DataFrame({"userId": ["a"]})
+
+    monkeypatch.setattr(scoring, "score_command", fake)
+    assert main(["score", "--model", "m", "--events", "e.parquet", "--as-of", "2018-11-20",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    assert seen["as_of"] == "2018-11-20" and seen["events"] == "e.parquet"
+    assert main(["score", "--model", "m", "--events", "e.parquet", "--out", str(tmp_path / "r.csv")]) == 0
+    assert seen["as_of"] is None  # the default rule: midnight after the log's last event
+
+
+def _usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_as_of_with_a_feature_table_is_a_usage_error(capsys):
+    err = _usage_error(capsys, ["score", "--model", "m", "--table", "t.csv", "--as-of", "2018-11-20"])
+    assert err.startswith("churnlib score: error: --as-of is for --events")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--store", "s.sqlite", "--model", "m", "--out", "d", "--current", "c.csv"], "--current: not with --store"),
+    (["--store", "s.sqlite", "--model", "m", "--out", "d", "--strict"], "--strict: not with --store"),
+    (["--store", "s.sqlite", "--out", "d"], "--store needs --model"),
+    (["--store", "s.sqlite", "--model", "m"], "--store needs --out"),
+    (["--reference", "r.csv", "--current", "c.csv", "--window-days", "3"], "--window-days: only with --store"),
+    (["--reference", "r.csv"], "give --reference and --current (two tables), or --store"),
+    ([], "missing: --reference, --current"),
+])
+def test_monitor_modes_do_not_mix(capsys, argv, says):
+    err = _usage_error(capsys, ["monitor", *argv])
+    assert err.startswith("churnlib monitor: error: ") and says in err and err.count("\n") == 1
+
+
+def test_monitor_store_mode_calls_monitor_store_and_prints_its_text(monkeypatch, tmp_path: Path, capsys):
+    from churnlib import monitoring
+
+    seen = {}
+
+    class Result:
+        def text(self) -> str:
+            return "12 users served in the window; no feature drifted"
+
+    def fake(store, model, **kwargs):
+        seen.update(store=store, model=model, **kwargs)
+        return Result()
+
+    monkeypatch.setattr(monitoring, "monitor_store", fake, raising=False)
+    out = tmp_path / "drift"
+    assert main(["monitor", "--store", "s.sqlite", "--model", "m", "--window-days", "3", "--psi-threshold", "0.3",
+                 "--out", str(out)]) == 0
+    assert seen["store"] == "s.sqlite" and seen["model"] == "m" and seen["out_dir"] == str(out)
+    assert seen["window_days"] == 3 and seen["psi_threshold"] == 0.3 and seen["reference"] is None
+    assert seen["ks_threshold"] == monitoring.KS_THRESHOLD  # the default of the table mode too
+    assert seen["plot"] is not None and seen["wording"] is not None  # the figure and the plain words
+    printed = capsys.readouterr().out
+    assert "no feature drifted" in printed
+    assert main(["monitor", "--store", "s.sqlite", "--model", "m", "--out", str(out)]) == 0
+    assert seen["window_days"] == 7
+
+
+def test_monitor_table_mode_takes_the_thresholds(monkeypatch, tmp_path: Path, capsys):
+    from churnlib import monitoring, monitoring_report
+
+    seen = {}
+
+    def fake(reference, current, out, **kwargs):
+        seen.update(reference=reference, current=current, out=out, **kwargs)
+        return object()
+
+    monkeypatch.setattr(monitoring, "monitor_command", fake)
+    monkeypatch.setattr(monitoring_report, "command_text", lambda result: "compared")
+    assert main(["monitor", "--reference", "r.csv", "--current", "c.csv", "--ks-threshold", "0.2"]) == 0
+    assert seen["out"] == "monitoring.json" and seen["ks_threshold"] == 0.2
+    assert seen["psi_threshold"] == monitoring.PSI_THRESHOLD
+    assert (seen["id_col"], seen["label_col"], seen["strict"]) == ("user_id", "is_churned", False)
+    assert main(["monitor", "--reference", "r.csv", "--current", "c.csv", "--label-col", "", "--id-col", "uid",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    assert (seen["id_col"], seen["label_col"]) == ("uid", None)
