@@ -140,6 +140,12 @@ IMPLAUSIBLE_TS_REASON = "implausible timestamp"
 RECORD_UNIT = "event"
 NUMERIC_TEXT_REASON = "numeric text converted"
 BLANK_VALUE_REASON = "blank value read as missing"
+#: Repairs that lose nothing (a number sent as text, a missing position in the session, a blank
+#: meaning missing): ``load_event_records(..., strict=True, lossless_ok=True)`` accepts and counts
+#: them while still refusing every defect that drops an event or a value (the prediction service).
+LOSSLESS_REPAIRS = frozenset({NUMERIC_TEXT_REASON, BLANK_VALUE_REASON, "sessionId string cast to integer",
+                              "numeric userId cast to string", "itemInSession derived from order in session",
+                              "ts in seconds converted to ms", "registration in seconds converted to ms"})
 
 
 def _plausible_window() -> tuple[int, int]:
@@ -950,7 +956,7 @@ def load_events(path: str | Path, *, strict: bool = False) -> EventLog:
 
 
 def load_event_records(records: Sequence[Mapping[str, Any]], *, strict: bool = False,
-                       source: str = "request") -> EventLog:
+                       source: str = "request", lossless_ok: bool = False) -> EventLog:
     """Load, validate and clean events given in memory, e.g. the ``events`` of a JSON request body.
 
     The same rules, repairs, drops, counts and words as :func:`load_events`, through the same
@@ -970,6 +976,9 @@ def load_event_records(records: Sequence[Mapping[str, Any]], *, strict: bool = F
         records (empty ``userId``) are dropped and counted in both modes.
     source : str, default "request"
         Name of the input in the account and in errors.
+    lossless_ok : bool, default False
+        With ``strict``: accept (and count) the repairs in :data:`LOSSLESS_REPAIRS` (``"179"`` for
+        a session id, a missing ``itemInSession``), refuse the rest.
 
     Returns
     -------
@@ -1001,7 +1010,8 @@ def load_event_records(records: Sequence[Mapping[str, Any]], *, strict: bool = F
         con.execute(_parse_raw_sql(0))
         _check_required_ndjson(con, 0, source, unit)
         _combine_staged(con, ["SELECT * FROM stg"])
-        return _finish_events(con, source, [source], [], strict, unit)
+        return _finish_events(con, source, [source], [], strict, unit,
+                              allowed=LOSSLESS_REPAIRS if lossless_ok else frozenset())
     except DataValidationError:
         raise
     except duckdb.Error as exc:
@@ -1075,7 +1085,7 @@ def _check_required_ndjson(con, idx: int, f: Path | str, unit: str | None = None
 
 
 def _finish_events(con, path: Path | str, files: list[Path] | list[str], notes: list[str], strict: bool,
-                   unit: str | None = None) -> EventLog:
+                   unit: str | None = None, allowed: frozenset[str] = frozenset()) -> EventLog:
     """Clean the staged rows (``stg_all``, ``mix``): drops, repairs, duplicates, the account.
 
     ``unit`` is None for files (locations name lines or parquet rows, and the file inside a
@@ -1098,7 +1108,7 @@ def _finish_events(con, path: Path | str, files: list[Path] | list[str], notes: 
                    FROM dup WHERE cl.file_idx = dup.file_idx AND cl.ord = dup.ord""")
 
     if strict:
-        _raise_first_defect(con, files, rules, unit)
+        _raise_first_defect(con, files, rules, unit, allowed)
 
     rows_read = con.execute("SELECT count(*) FROM cl").fetchone()[0]
     locations: dict[str, str] = {}
@@ -1176,10 +1186,12 @@ def _event_where(path: Path | str, files: list[Path] | list[str], file_idx: int,
     return f"{f.relative_to(path).as_posix()}, {where}" if path.is_dir() else where
 
 
-def _raise_first_defect(con, files: list[Path] | list[str], rules, unit: str | None = None) -> None:
+def _raise_first_defect(con, files: list[Path] | list[str], rules, unit: str | None = None,
+                        allowed: frozenset[str] = frozenset()) -> None:
     non_defect = ", ".join(_q(r) for r in NON_DEFECT_DROPS)
-    any_flag = " OR ".join(f"r{i}" for i in range(len(rules)))
-    flag_list = ", ".join(f"r{i}" for i in range(len(rules)))
+    refused = [i for i, rule in enumerate(rules) if rule[0] not in allowed]
+    any_flag = " OR ".join(f"r{i}" for i in refused)
+    flag_list = ", ".join(f"r{i}" for i in refused)
     row = con.execute(f"""
         SELECT file_idx, ord, excerpt, drop_reason, {flag_list} FROM cl
         WHERE (drop_reason IS NOT NULL AND drop_reason NOT IN ({non_defect}))
@@ -1194,7 +1206,7 @@ def _raise_first_defect(con, files: list[Path] | list[str], rules, unit: str | N
         column = _DROP_COLUMN.get(reason)
         what = reason
     else:
-        i = next(i for i, v in enumerate(row[4:]) if v)
+        i = next(i for i, v in zip(refused, row[4:]) if v)
         what, column = rules[i][0], rules[i][1]
     tail = f"; {where} starts: {excerpt!r}" if excerpt is not None else ""
     # files keep the error's "line" wording (parquet rows included), records say "event"
@@ -1235,8 +1247,6 @@ _TRUE = ("1", "true", "yes", "t", "y")
 _FALSE = ("0", "false", "no", "f", "n")
 #: Label texts read as a missing label (dropped and counted, an error in strict mode).
 _NULL_LABELS = ("", "nan", "na", "n/a", "null", "none")
-BLANK_VALUE_REASON = "blank value read as missing"
-NUMERIC_TEXT_REASON = "numeric text converted"
 NOT_NUMBER_REASON = "non-numeric value in a numeric column set to missing"
 #: A text column is taken as numeric when at least this share of its values are numbers
 #: (and at least ``_MIN_NUMERIC`` are): the rest are counted and set to missing.

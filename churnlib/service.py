@@ -41,9 +41,11 @@ Errors (never a traceback in a response):
 
 Decisions:
 
-* Events are loaded **strictly**: an event the command line would drop or repair as a defect (a bad
-  ``ts``, an unknown page, ...) is refused with 422 naming the event and field, because a caller can
-  fix and resend, and a silently dropped event changes that user's probability. What the loader
+* Events are loaded **strictly**: an event the command line would drop, or a value it would set to
+  missing (a bad ``ts``, an unknown page, a negative length, ...), is refused with 422 naming the event
+  and field, because a caller can fix and resend, and a dropped event changes that user's
+  probability. Repairs that lose nothing (:data:`churnlib.load.LOSSLESS_REPAIRS`: a number sent as
+  text such as ``"sessionId": "179"``, a missing ``itemInSession``) are made and said in ``notes``. What the loader
   drops in both modes without it being a defect (logged-out rows with an empty ``userId``) is
   dropped and said in ``notes``. ``create_app(..., strict_events=False)`` gives the command line's
   lenient rules instead (drops and repairs then appear in ``notes``). The feature rows built from the
@@ -490,7 +492,7 @@ class _Service:
                                                     f"epoch milliseconds, not {as_of!r}")
         notes += _unknown_fields(records, _EVENT_FIELDS, "event")
         try:
-            log = load.load_event_records(records, strict=self.strict_events, source="request")
+            log = load.load_event_records(records, strict=self.strict_events, source="request", lossless_ok=True)
         except load.DataValidationError as err:
             raise _data_error(err, "events") from None
         users = pd.unique(log.events["userId"])

@@ -481,3 +481,15 @@ def test_a_model_of_the_real_snapshot_table_is_served_with_rows(spotify_snapshot
     assert list(got["userId"]) == list(rows["user_id"].astype(str))
     np.testing.assert_allclose(got["churn_probability"], want["churn_probability"], rtol=1e-12)
     assert got["reasons"].map(len).le(3).all()
+
+
+def test_lossless_repairs_are_made_and_noted_while_lossy_defects_are_refused(client, one_user):
+    records = [dict(e, sessionId=str(e["sessionId"])) for e in one_user]
+    ok = client.post("/predict", json={"events": records, "as_of": AS_OF})
+    assert ok.status_code == 200, ok.text
+    assert any("sessionId string cast to integer" in n and n.startswith("repaired ") for n in ok.json()["notes"])
+    plain = client.post("/predict", json={"events": [dict(e) for e in one_user], "as_of": AS_OF}).json()
+    assert ok.json()["churn_probability"] == plain["churn_probability"]
+    records[2]["length"] = -5.0  # would be set to missing: refused, naming the event and field
+    d = _error(client.post("/predict", json={"events": records, "as_of": AS_OF}))
+    assert d["loc"] == ["body", "events", 2, "length"] and "negative length" in d["msg"]
