@@ -11,6 +11,7 @@ DATA ?=
 ID_COL ?= user_id
 LABEL_COL ?= is_churned
 SPLIT_COL ?=
+DURATION_COL ?=
 CURRENT ?=
 CONFIG ?= config/report.yaml
 CHROMIUM ?= /usr/bin/chromium
@@ -54,7 +55,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL)) $(if $(CURRENT),--current "$(CURRENT)")
+	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL)) $(if $(DURATION_COL),--duration-col $(DURATION_COL)) $(if $(CURRENT),--current "$(CURRENT)")
 
 # Each notebook executes once, under nbval; the report browser test then renders what nbval executed
 # (tests/nbval_executed.py runs it after the notebooks). --durations: the slowest tests, in every log.

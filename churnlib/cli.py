@@ -48,6 +48,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from churnlib.report import run_report
 
     run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, split_col=args.split_col,
+               duration_col=args.duration_col,
                current=args.current, kernel=args.kernel)
     return 0
 
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", default="user_id", help="id column of a snapshot table")
     p.add_argument("--label-col", default="is_churned", help="label column of a snapshot table")
     p.add_argument("--split-col", default=None, help="column marking rows train/test")
+    p.add_argument("--duration-col", default=None,
+                   help="snapshot tables: tenure column (days), for the retention curves of 10 and the summary")
     p.add_argument("--current", default=None,
                    help="snapshot data: a second table of the same users' columns, later, for monitoring")
     p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")

@@ -320,6 +320,7 @@ def run_report(
     id_col: str = "user_id",
     label_col: str = "is_churned",
     split_col: str | None = None,
+    duration_col: str | None = None,
     current: str | os.PathLike | None = None,
     kernel: str = "churnlib",
     notebooks: list[Path] | None = None,
@@ -338,6 +339,9 @@ def run_report(
         Id and label columns when ``data`` is a snapshot table.
     split_col
         Column marking rows train/test (the modelling notebooks then hold out the test rows).
+    duration_col
+        Tenure column (days) of a snapshot table: ``10_retention`` and the summary draw retention
+        curves from it (an event log gives durations itself).
     current
         A later table with the same columns as ``data`` (a snapshot table): ``07_monitoring``
         compares it with ``data``. Without it, monitoring a snapshot table is not run (the report
@@ -392,6 +396,7 @@ def run_report(
         **cfg.get("parameters", {}),
         "data": str(data), "data_kind": kind, "id_col": id_col, "label_col": label_col,
         "output_dir": str(staging), **({"split_col": split_col} if split_col else {}),
+        **({"duration_col": duration_col} if duration_col else {}),
         **({"current": str(Path(current).resolve())} if current is not None else {}),
     }
     with tempfile.TemporaryDirectory(prefix="churnlib-kernels-") as sockets:

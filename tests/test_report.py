@@ -241,3 +241,13 @@ def test_current_table_reaches_the_notebooks_that_declare_it(tmp_path: Path, tin
     assert f"current is {later.resolve()}" in (root / "reports" / "07_monitoring.html").read_text()
     with pytest.raises(FileNotFoundError, match="current table"):
         run_report(None, tiny_log, current=tmp_path / "absent.csv", root=root, log=lambda m: None)
+
+
+def test_duration_column_reaches_the_notebooks_that_declare_it(tmp_path: Path, tiny_log: Path):
+    root = tmp_path / "proj"
+    _write_nb(root / "notebooks" / "10_retention.ipynb", ["print('tenure in', duration_col)"],
+              params="data = None\nduration_col = None\noutput_dir = None")
+    run_report(None, tiny_log, duration_col="tenure_days", root=root, log=lambda m: None)
+    assert "tenure in tenure_days" in (root / "reports" / "10_retention.html").read_text()
+    run_report(None, tiny_log, root=root, log=lambda m: None)
+    assert "tenure in None" in (root / "reports" / "10_retention.html").read_text()
