@@ -1,10 +1,11 @@
 """The prediction store: every served prediction, with the features the model saw, in one SQLite file.
 
-``python -m churnlib serve`` (and ``score`` when asked) appends one row per prediction with
+``python -m churnlib serve`` appends one row per prediction with
 :meth:`PredictionStore.append`: when it was served (UTC, milliseconds), the user, the model version
 (:attr:`churnlib.model.ChurnModel.version`), the observation date ``as_of`` (epoch ms; NULL for
 models scoring feature rows), the model's feature values as JSON, the churn probability, the risk
-band and where the prediction came from (``"service"`` or ``"score"``).
+band and where the prediction came from (``source``: ``"service"`` for the server; other writers
+name themselves).
 :func:`churnlib.monitoring.monitor_store` reads a window of it back (:meth:`PredictionStore.read`)
 and compares the served features with the model's *training reference*: ``reference.parquet``
 beside the artifact (:func:`write_reference` / :func:`read_reference`), the training rows' features
