@@ -18,6 +18,14 @@ Conventions
 * **Honest curves.** A curve stops where fewer than ``min_at_risk`` users remain at risk (its
   ``reach``); nothing is read off past it (``at`` gives NaN, the median is "not reached", expected
   retention is "cannot be estimated"). Pointwise bands are log–log (Greenwood standard errors).
+* **Conditional start.** When fewer than ``min_at_risk`` users are at risk at day 0 (a log whose
+  users nearly all registered before it began), a curve starts at the first tenure ``t0`` with at
+  least ``min_at_risk`` at risk and is survival *conditional on having stayed* ``t0`` days
+  (``RetentionCurve.start``); its median and ``at`` are conditional too. Expected retention of a
+  user at tenure ``t >= t0`` (``S(t+h)/S(t)``) means the same as before; a user at ``t < t0`` would
+  need ``S(t)``, which is not estimated: counted as not estimable, with the reason. Cohort curves
+  follow the same rule each; the cohort that leaves soonest is then compared at a common day,
+  conditional on the latest start among the cohorts.
 * **Cox model.** Behavioural features at an observation date (the same leakage-safe
   :func:`churnlib.features.user_features`), duration from that date to cancellation, censored at the
   log's end; features standardised on the training users, so a hazard ratio is per standard
@@ -271,44 +279,96 @@ def _step(times: np.ndarray, values: np.ndarray, x: np.ndarray, first: float = 1
     return np.asarray(out, dtype="float64")
 
 
-def _reach(time: np.ndarray, entry: np.ndarray | None, min_at_risk: int) -> float:
-    """The end of the longest initial stretch in which at least ``min_at_risk`` users are at risk.
+def _at_risk_after(time: np.ndarray, ent: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Users at risk just after each ``grid`` tenure: ``#{entry <= g} - #{duration <= g}``."""
+    return (np.searchsorted(np.sort(ent), grid, side="right")
+            - np.searchsorted(np.sort(time), grid, side="right"))
+
+
+def _start(time: np.ndarray, entry: np.ndarray | None, min_at_risk: int) -> float:
+    """Where a curve can start: 0 when at least ``min_at_risk`` users are at risk just after day 0;
+    else the tenure (an entry time) that opens the longest stretch with at least ``min_at_risk``
+    users at risk (the first such stretch on ties); else 0 (no tenure has enough users: the curve
+    stops at day 0).
+
+    Under delayed entry a log whose users nearly all registered before it began follows few users
+    through their first days; the curve then starts where enough are followed and is conditional
+    on having stayed that long. The longest stretch rather than the first: a risk set that reaches
+    ``min_at_risk`` for an hour and drops below it again would give a curve of one hour.
+    """
+    if len(time) == 0 or entry is None:
+        return 0.0
+    grid = np.unique(np.concatenate(([0.0], entry, time)))
+    ok = _at_risk_after(time, entry, grid) >= min_at_risk
+    if ok[0] or not ok.any():
+        return 0.0
+    edges = np.diff(np.concatenate(([0], ok.astype("int8"), [0])))
+    first, after = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    ends = grid[np.minimum(after, len(grid) - 1)]
+    best = int(np.argmax(ends - grid[first]))
+    return float(grid[first[best]])
+
+
+def _reach(time: np.ndarray, entry: np.ndarray | None, min_at_risk: int, start: float = 0.0) -> float:
+    """The end of the longest stretch from ``start`` in which at least ``min_at_risk`` users are at risk.
 
     At risk at ``t``: ``entry < t <= duration``. Just after a stop time ``s`` the risk set is
-    ``#{entry <= s} - #{duration <= s}``; the reach is the first stop time (or 0) after which it is
-    below ``min_at_risk``, or the last stop time.
+    ``#{entry <= s} - #{duration <= s}``; the reach is the first stop time (or ``start``) from
+    ``start`` on after which it is below ``min_at_risk``, or the last stop time.
     """
     if len(time) == 0:
-        return 0.0
+        return float(start)
     ent = np.zeros_like(time) if entry is None else entry
     stops = np.unique(time)
-    st_sorted, en_sorted = np.sort(time), np.sort(ent)
-    grid = np.concatenate(([0.0], stops))
-    n_after = (np.searchsorted(en_sorted, grid, side="right")
-               - np.searchsorted(st_sorted, grid, side="right"))
-    low = np.flatnonzero(n_after < min_at_risk)
+    stops = stops[stops > start]
+    if not len(stops):
+        return float(start)
+    grid = np.concatenate(([start], stops))
+    low = np.flatnonzero(_at_risk_after(time, ent, grid) < min_at_risk)
     if not len(low):
         return float(stops[-1])
     return float(grid[low[0]])
+
+
+def _conditional(time: np.ndarray, status: np.ndarray, entry: np.ndarray | None,
+                 start: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The users still at risk after ``start``, entering at ``max(entry, start)``: a product-limit
+    fit on them is survival conditional on having stayed ``start`` days (all when ``start`` is 0)."""
+    if start <= 0:
+        return time, status, entry
+    keep = time > start
+    ent = np.zeros_like(time) if entry is None else entry
+    return time[keep], status[keep], np.maximum(ent[keep], start)
 
 
 @dataclass(frozen=True)
 class RetentionCurve:
     """A Kaplan–Meier retention curve, cut where fewer than ``min_at_risk`` users remain at risk.
 
+    When fewer than ``min_at_risk`` users are at risk at the start (a log whose users nearly all
+    registered before it began: under delayed entry few are followed through their first days), the
+    curve starts at ``start``, the first tenure with at least ``min_at_risk`` users at risk, and is
+    the survival *conditional on having stayed* ``start`` days (product-limit over the cancellations
+    after ``start`` only). Its median and :meth:`at` then refer to that conditional curve: "of users
+    who had been subscribed for ``start`` days, half had cancelled by day ``median``".
+
     Attributes
     ----------
     table : pandas.DataFrame
-        ``time`` (days), ``survival``, ``low``, ``high`` (pointwise log–log band), ``at_risk``,
-        ``events``: a first row at time 0, one row per event time up to ``reach``, and a last row at
-        ``reach`` itself (``events`` 0) so that a step plot ends there.
+        ``time`` (days since registration), ``survival``, ``low``, ``high`` (pointwise log–log
+        band), ``at_risk``, ``events``: a first row at ``start`` (survival 1), one row per event time
+        up to ``reach``, and a last row at ``reach`` itself (``events`` 0) so that a step plot ends
+        there.
     median : Interval or None
-        Median time to churn (days) with its interval; None when the curve does not fall below 0.5
-        within its reach ("not reached"). ``high`` is ``inf`` when the upper limit is not reached.
+        Median time to churn (days since registration; conditional on having stayed ``start`` days)
+        with its interval; None when the curve does not fall below 0.5 within its reach ("not
+        reached"). ``high`` is ``inf`` when the upper limit is not reached.
     reach : float
-        Last day the curve is shown (at least ``min_at_risk`` users at risk up to there).
+        Last day the curve is shown (at least ``min_at_risk`` users at risk from ``start`` up to
+        there); ``reach <= start`` means no curve.
     n_users, n_events : int
-        Users and cancellations behind the curve.
+        Users and cancellations behind the curve (all users given, including those who left before
+        ``start``).
     min_at_risk : int
     level : float
         Coverage of the band and of the median's interval.
@@ -316,6 +376,8 @@ class RetentionCurve:
         What the curve describes (e.g. the cohort's name).
     left_truncated : int
         Users with delayed entry (registered before the log started).
+    start : float
+        Tenure (days) the curve starts at: 0, or the tenure it is conditional on (see above).
     """
 
     table: pd.DataFrame
@@ -330,20 +392,48 @@ class RetentionCurve:
     _times: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     _surv: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     _se: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    start: float = 0.0
+
+    @property
+    def conditional(self) -> bool:
+        """True when the curve starts after day 0 (survival conditional on having stayed ``start`` days)."""
+        return self.start > 0
 
     def survival(self, days: float | np.ndarray) -> np.ndarray:
-        """S(days) for an array of days (NaN beyond ``reach`` or below 0)."""
+        """S(days) for an array of days (conditional on ``start``; NaN outside ``[start, reach]``)."""
         x = np.asarray(days, dtype="float64")
         s = _step(self._times, self._surv, x)
-        return np.where((x >= 0) & (x <= self.reach), s, np.nan)
+        return np.where((x >= self.start) & (x <= self.reach), s, np.nan)
 
-    def at(self, days: float) -> Interval:
-        """Survival at ``days`` with its pointwise interval; NaN beyond the curve's reach."""
+    def at(self, days: float, given: float | None = None) -> Interval:
+        """Survival at ``days`` with its pointwise interval; NaN outside ``[start, reach]``.
+
+        Parameters
+        ----------
+        days : float
+            Tenure in days.
+        given : float, optional
+            Condition on having stayed ``given`` days (``start <= given <= days``): S(days)/S(given),
+            with the Greenwood variance of the events in between. Default: the curve's own ``start``.
+
+        Returns
+        -------
+        Interval
+        """
         days = float(days)
-        if not (0 <= days <= self.reach):
+        given = self.start if given is None else float(given)
+        if not (self.start <= given <= days <= self.reach):
             return Interval(float("nan"), level=self.level)
-        s = float(_step(self._times, self._surv, np.array([days]))[0])
-        se = float(_step(self._times, self._se, np.array([days]), first=0.0)[0])
+        x = np.array([given, days])
+        s0, s = (float(v) for v in _step(self._times, self._surv, x))
+        se0, se = (float(v) for v in _step(self._times, self._se, x, first=0.0))
+        if given > self.start:
+            if s0 <= 0:
+                return Interval(float("nan"), level=self.level)
+            # Greenwood: var(log S) is a sum over event times, so the part after `given` is the difference
+            v = max((se / s) ** 2 - (se0 / s0) ** 2, 0.0) if s > 0 else 0.0
+            s = s / s0
+            se = s * np.sqrt(v)
         lo, hi = _loglog_band(np.array([s]), np.array([se]), self.level)
         return Interval(s, float(lo[0]), float(hi[0]), self.level)
 
@@ -367,6 +457,15 @@ def kaplan_meier(durations: pd.DataFrame, *, min_at_risk: int = 20, level: float
                  label: str = "all users") -> RetentionCurve:
     """Kaplan–Meier retention curve with a pointwise band, cut at ``min_at_risk``.
 
+    The curve starts at day 0 when at least ``min_at_risk`` users are at risk there. Otherwise
+    (delayed entry: most users registered before the log began, so few are followed through their
+    first days) it starts at the tenure ``t0`` that opens the longest stretch with at least
+    ``min_at_risk`` users at risk (in practice the first tenure with that many) and
+    estimates survival conditional on having stayed ``t0`` days: a product-limit over the
+    cancellations after ``t0`` of the users still at risk then (each entering at ``max(entry,
+    t0)``). The curve carries ``start = t0``; its median and :meth:`RetentionCurve.at` are
+    conditional. When no tenure has ``min_at_risk`` users at risk the curve stops at day 0.
+
     Parameters
     ----------
     durations : pandas.DataFrame
@@ -389,20 +488,22 @@ def kaplan_meier(durations: pd.DataFrame, *, min_at_risk: int = 20, level: float
         empty = pd.DataFrame({"time": [0.0], "survival": [1.0], "low": [1.0], "high": [1.0],
                               "at_risk": [0], "events": [0]})
         return RetentionCurve(empty, None, 0.0, 0, 0, min_at_risk, level, label, n_trunc)
-    sf = _fit_km(time, status, entry)
+    start = _start(time, entry, min_at_risk)
+    ctime, cstatus, centry = _conditional(time, status, entry, start)
+    sf = _fit_km(ctime, cstatus, centry)
     times = np.asarray(sf.surv_times, dtype="float64")
     surv = np.asarray(sf.surv_prob, dtype="float64")
     se = np.nan_to_num(np.asarray(sf.surv_prob_se, dtype="float64"), nan=0.0)
-    reach = _reach(time, entry, min_at_risk)
+    reach = _reach(time, entry, min_at_risk, start)
     keep = times <= reach
     lo, hi = _loglog_band(surv[keep], se[keep], level)
     ent = np.zeros_like(time) if entry is None else entry
-    at0 = int(((ent <= 0) & (time > 0)).sum())
+    at0 = int(((ent <= start) & (time > start)).sum())
     at_reach = int(((ent < reach) & (time >= reach)).sum())
     s_reach = float(_step(times, surv, np.array([reach]))[0])
     lo_r, hi_r = _loglog_band(np.array([s_reach]), np.array([float(_step(times, se, np.array([reach]), 0.0)[0])]), level)
     table = pd.DataFrame({
-        "time": np.concatenate(([0.0], times[keep], [reach])),
+        "time": np.concatenate(([start], times[keep], [reach])),
         "survival": np.concatenate(([1.0], surv[keep], [s_reach])),
         "low": np.concatenate(([1.0], lo, lo_r)),
         "high": np.concatenate(([1.0], hi, hi_r)),
@@ -410,13 +511,13 @@ def kaplan_meier(durations: pd.DataFrame, *, min_at_risk: int = 20, level: float
         "events": np.concatenate(([0], np.asarray(sf.n_events)[keep].astype("int64"), [0])),
     })
     median = None
-    m = sf.quantile(0.5)
+    m = sf.quantile(0.5) if len(times) else float("nan")
     if np.isfinite(m) and m <= reach:
         lb, ub = sf.quantile_ci(0.5, alpha=1 - level, method="cloglog")
         ub = float("inf") if (not np.isfinite(ub) or ub > reach) else float(ub)
         median = Interval(float(m), float(lb), ub, level)
     return RetentionCurve(table, median, reach, int(len(time)), int(status.sum()), min_at_risk, level,
-                          label, n_trunc, times, surv, se)
+                          label, n_trunc, times, surv, se, start=start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +554,12 @@ class CohortComparison:
         exists (e.g. registration months under delayed entry).
     horizon : float
         That common day (NaN when unused).
+    given : float
+        With the ``"survival at day X"`` basis, the tenure the cohorts are compared conditional on:
+        the latest ``start`` among the drawn curves (0 when every curve starts at day 0); survival
+        at ``horizon`` is then ``curve.at(horizon, given=given)``. Curves that start after day 0 are
+        never compared by their medians (those are conditional on different tenures) unless they
+        all start at the same day.
     """
 
     by: str
@@ -464,6 +571,7 @@ class CohortComparison:
     soonest: str | None = None
     basis: str = ""
     horizon: float = float("nan")
+    given: float = 0.0
 
     @property
     def overall(self) -> pd.Series | None:
@@ -493,22 +601,24 @@ def _logrank(time, status, entry, group) -> tuple[float, float, int, str]:
 
 
 def _choose_soonest(comp: CohortComparison) -> None:
-    comp.soonest, comp.basis, comp.horizon = None, "", float("nan")
+    comp.soonest, comp.basis, comp.horizon, comp.given = None, "", float("nan"), 0.0
     row = comp.overall
     if row is None or not bool(row["significant"]):
         return
     curves = comp.curves
-    if all(c.median is not None for c in curves.values()):
+    starts = {c.start for c in curves.values()}
+    if len(starts) == 1 and all(c.median is not None for c in curves.values()):
         comp.soonest = min(curves, key=lambda k: curves[k].median.value)
         comp.basis = "median"
         return
     h = min(c.reach for c in curves.values())
-    if h <= 0:
+    g = max(starts)
+    if h <= g:
         comp.basis = "none: no day that every curve reaches"
         return
-    comp.horizon = float(h)
-    comp.soonest = min(curves, key=lambda k: curves[k].at(h).value)
-    comp.basis = f"survival at day {h:.0f}"
+    comp.horizon, comp.given = float(h), float(g)
+    comp.soonest = min(curves, key=lambda k: curves[k].at(h, given=g).value)
+    comp.basis = f"survival at day {h:.0f}" + (f" of users who had stayed {g:.0f} days" if g > 0 else "")
 
 
 def _adjust(tests: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -987,7 +1097,10 @@ def fit_cox(table: pd.DataFrame, *, features: Sequence[str], strata: str | Seque
 # Expected retention of today's users
 # --------------------------------------------------------------------------------------------
 
-def _km_arrays(time, status, entry) -> tuple[np.ndarray, np.ndarray]:
+def _km_arrays(time, status, entry, start: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    time, status, entry = _conditional(time, status, entry, start)
+    if len(time) == 0 or status.sum() == 0:
+        return np.empty(0), np.empty(0)
     sf = _fit_km(time, status, entry)
     return np.asarray(sf.surv_times, dtype="float64"), np.asarray(sf.surv_prob, dtype="float64")
 
@@ -1003,6 +1116,12 @@ def expected_retention(durations: pd.DataFrame, *, horizons: Sequence[float] = (
     only computed for users with ``t+h`` within the curve's reach (never extrapolated): the others
     are counted in ``not_estimable`` with the reason. Interval: bootstrap over users (the curve is
     refitted on each draw).
+
+    When the group's curve starts at ``t0 > 0`` (see :func:`kaplan_meier`: too few users at risk
+    at shorter tenures), the curve is conditional on having stayed ``t0`` days; ``S(t+h)/S(t)`` for
+    ``t >= t0`` is the same ratio on it, so the meaning is unchanged. A user with tenure ``t < t0``
+    would need ``S(t)``, which is not estimated: such users are counted in ``not_estimable``, the
+    reason says so, and ``start`` gives ``t0``.
 
     Groups: ``"all"`` (curve from every user) and ``"paying"`` (users whose level at their last
     event is paid; curve from the users paying at their last event, so that paying subscribers'
@@ -1030,7 +1149,8 @@ def expected_retention(durations: pd.DataFrame, *, horizons: Sequence[float] = (
         One row per group and horizon: ``group``, ``horizon``, ``users`` (today's users in the
         group), ``estimable``, ``not_estimable``, ``expected``, ``expected_low``,
         ``expected_high`` (users still here among the estimable), ``share``, ``share_low``,
-        ``share_high`` (expected / estimable), ``level``, ``reason`` ("" when every user counts).
+        ``share_high`` (expected / estimable), ``level``, ``start`` (the tenure the group's curve
+        starts at, 0 or ``t0``), ``reason`` ("" when every user counts).
     """
     time, status, entry = _arrays(durations)
     ent = np.zeros_like(time) if entry is None else entry
@@ -1047,14 +1167,16 @@ def expected_retention(durations: pd.DataFrame, *, horizons: Sequence[float] = (
         idx = np.flatnonzero(member)
         t, s, e = time[idx], status[idx], ent[idx]
         cur = current[idx]
-        reach = _reach(t, None if entry is None else e, min_at_risk) if len(idx) else 0.0
+        ge = None if entry is None else e
+        t0 = _start(t, ge, min_at_risk) if len(idx) else 0.0
+        reach = _reach(t, ge, min_at_risk, t0) if len(idx) else 0.0
         if len(idx):
-            ts_, sp = _km_arrays(t, s, None if entry is None else e)
+            ts_, sp = _km_arrays(t, s, ge, t0)
         # value
         tt = t[cur]
         vals, est = [], []
         for h in hs:
-            ok = tt + h <= reach
+            ok = (tt >= t0) & (tt + h <= reach)
             est.append(ok)
             if len(idx) and ok.any():
                 s0 = _step(ts_, sp, tt[ok])
@@ -1071,35 +1193,46 @@ def expected_retention(durations: pd.DataFrame, *, horizons: Sequence[float] = (
             for b in range(n_boot):
                 k = draw()
                 bt, bs, be, bc = t[k], s[k], e[k], cur[k]
-                if bs.sum() == 0:
-                    bts, bsp = np.empty(0), np.empty(0)
-                else:
-                    bts, bsp = _km_arrays(bt, bs, None if entry is None else be)
+                bts, bsp = _km_arrays(bt, bs, None if entry is None else be, t0)
                 btt = bt[bc]
                 for j, h in enumerate(hs):
-                    ok = btt + h <= reach
+                    ok = (btt >= t0) & (btt + h <= reach)
                     if ok.any():
                         s0 = _step(bts, bsp, btt[ok])
                         s1 = _step(bts, bsp, btt[ok] + h)
                         with np.errstate(invalid="ignore", divide="ignore"):
-                            boots[b, j] = float(np.nansum(np.where(s0 > 0, s1 / s0, 0.0)))
+                            # the share among the draw's estimable users (a sum over a draw with
+                            # more current users than today's could exceed them)
+                            boots[b, j] = float(np.nansum(np.where(s0 > 0, s1 / s0, 0.0))) / int(ok.sum())
         for j, h in enumerate(hs):
             n_cur = int(cur.sum())
             n_est = int(est[j].sum())
-            iv = Interval.from_samples(vals[j], boots[:, j], level) if n_est else Interval(float("nan"), level=level)
+            share = (Interval.from_samples(vals[j] / n_est, boots[:, j], level) if n_est
+                     else Interval(float("nan"), level=level))
+            iv = Interval(share.value * n_est, share.low * n_est, share.high * n_est, level) if n_est else share
+            n_young = int((tt < t0).sum())
+            young = (f"{n_young} of {n_cur} users have been subscribed for less than {t0:.0f} days, where the "
+                     f"curve starts (fewer than {min_at_risk} users are followed at shorter tenures)")
             if n_cur == 0:
                 reason = "no current users in this group"
+            elif n_est == 0 and n_young == n_cur:
+                reason = f"cannot be estimated: {young}"
             elif n_est == 0:
                 reason = (f"cannot be estimated: every user's tenure + {h:g} days lies beyond the curve's "
-                          f"reach ({reach:.0f} days, where fewer than {min_at_risk} users remain at risk)")
+                          f"reach ({reach:.0f} days, where fewer than {min_at_risk} users remain at risk)"
+                          + (f"; {young}" if n_young else ""))
             elif n_est < n_cur:
-                reason = (f"cannot be estimated for {n_cur - n_est} of {n_cur} users: tenure + {h:g} days "
-                          f"lies beyond the curve's reach ({reach:.0f} days)")
+                late = n_cur - n_est - n_young
+                parts = ([f"for {late} of {n_cur} users tenure + {h:g} days lies beyond the curve's reach "
+                          f"({reach:.0f} days)"] if late else []) + ([young] if n_young else [])
+                reason = f"cannot be estimated for {n_cur - n_est} of {n_cur} users: " + "; ".join(parts)
+                if not n_young:
+                    reason = (f"cannot be estimated for {n_cur - n_est} of {n_cur} users: tenure + {h:g} days "
+                              f"lies beyond the curve's reach ({reach:.0f} days)")
             else:
                 reason = ""
-            share = Interval(iv.value / n_est, iv.low / n_est, iv.high / n_est, level) if n_est else iv
             rows.append({"group": name, "horizon": float(h), "users": n_cur, "estimable": n_est,
                          "not_estimable": n_cur - n_est, "expected": iv.value, "expected_low": iv.low,
                          "expected_high": iv.high, "share": share.value, "share_low": share.low,
-                         "share_high": share.high, "level": level, "reason": reason})
+                         "share_high": share.high, "level": level, "start": float(t0), "reason": reason})
     return pd.DataFrame(rows)

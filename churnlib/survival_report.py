@@ -5,6 +5,11 @@ control, the Cox model and expected retention); this module only words and draws
 intervals in the one text form of :meth:`churnlib.intervals.Interval.text`. Curves are drawn only as
 far as :func:`churnlib.survival.kaplan_meier` kept them (it cuts each curve where fewer than about 20
 users remain at risk): no line is extended past its last point.
+
+A curve that starts after day 0 (``RetentionCurve.start``: too few users are followed through their
+first days, as in a log whose users nearly all registered before it began) is survival *conditional
+on having stayed* that many days; every sentence, title and figure here says so ("Of users who had
+been subscribed for 8 days, half had cancelled by day 172 ..."), and figures start the x axis there.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ __all__ = [
     "plot_km",
     "retention_at_sentence",
     "soonest_cohort",
+    "start_note",
 ]
 
 #: Plain names of the cohort columns of :func:`churnlib.survival.durations_from_events`.
@@ -85,6 +91,13 @@ def _days_interval(iv: Interval) -> str:
     return iv.text(0, unit=" days")
 
 
+def _day_interval(iv: Interval) -> str:
+    """``"172 (110–224)"`` (a day, after "by day"); an upper bound that is not reached is said so."""
+    if math.isfinite(iv.low) and not math.isfinite(iv.high):
+        return f"{iv.value:.0f} (95% interval from day {iv.low:.0f}; its upper end is not reached)"
+    return iv.text(0)
+
+
 def _last_day(curve: RetentionCurve) -> float:
     """The last day a curve covers (it is cut where too few users remain at risk)."""
     reach = getattr(curve, "reach", None)
@@ -98,18 +111,56 @@ def _pct(iv: Interval) -> str:
     return iv.text(0, percent=True)
 
 
+def _start(curve: RetentionCurve) -> float:
+    """The tenure a curve starts at (0, or the tenure it is conditional on)."""
+    return float(getattr(curve, "start", 0.0) or 0.0)
+
+
 def _too_short(curve: RetentionCurve) -> bool:
-    """The curve stops at day 0: too few users at risk from the start."""
-    return _last_day(curve) <= 0
+    """No curve: it stops where it starts (too few users at risk at any tenure)."""
+    return _last_day(curve) <= _start(curve)
+
+
+def _late_why(curve: RetentionCurve, what: str) -> str:
+    late = getattr(curve, "left_truncated", 0)
+    return (f"{late:,} of the {curve.n_users:,} {what} registered before the log began: they are counted only "
+            "from the day they are first seen, so few are followed through their first days" if late else "")
 
 
 def _too_short_sentence(curve: RetentionCurve, what: str) -> str:
     n = getattr(curve, "min_at_risk", 20)
-    late = getattr(curve, "left_truncated", 0)
-    why = (f" ({late:,} of the {curve.n_users:,} {what} registered before the log began: they are counted only "
-           "from the day they are first seen, so few are followed from their first days)" if late else "")
-    return (f"Too few {what} are followed from their start to draw a retention curve: fewer than {n} are at risk "
-            f"on day 0{why}.")
+    why = _late_why(curve, what)
+    return (f"Too few {what} are followed to draw a retention curve: fewer than {n} are at risk on day 0 or at "
+            f"any later tenure{f' ({why})' if why else ''}.")
+
+
+def _given(curve: RetentionCurve, what: str) -> str:
+    """``"Of users who had been subscribed for 8 days, "`` for a conditional curve, else ``""``."""
+    return f"Of {what} who had been subscribed for {_days(_start(curve))} days, " if _start(curve) > 0 else ""
+
+
+def start_note(curve: RetentionCurve, what: str = "users") -> str:
+    """Why a curve starts after day 0, in one sentence ("" when it starts at day 0).
+
+    Parameters
+    ----------
+    curve : RetentionCurve
+        From :func:`churnlib.survival.kaplan_meier`.
+    what : str
+        Whom the curve describes.
+
+    Returns
+    -------
+    str
+    """
+    t0 = _start(curve)
+    if t0 <= 0 or _too_short(curve):
+        return ""
+    n = getattr(curve, "min_at_risk", 20)
+    why = _late_why(curve, what)
+    return (f"The curve starts at day {_days(t0)}, the first tenure at which at least {n} {what} are followed"
+            f"{f' ({why})' if why else ''}; it shows what happened to those who had stayed {_days(t0)} days, "
+            f"not to everyone from registration.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,10 +205,18 @@ def median_sentence(curve: RetentionCurve, what: str = "users") -> str:
     median = curve.median
     if _too_short(curve):
         return _too_short_sentence(curve, what)
+    note = start_note(curve, what)
+    note = f" {note}" if note else ""
     if median is None or not math.isfinite(median.value):
         n = _last_day(curve)
+        if _start(curve) > 0:
+            return (f"{_given(curve, what)}fewer than half cancelled by day {_days(n)}, where the curve stops: "
+                    f"the median time to cancelling is not reached (it is longer than that).{note}")
         return (f"Fewer than half of {what} cancelled within the {_days(n)} days the curve covers: the median "
                 f"time to cancelling is not reached within {_days(n)} days (it is longer than that).")
+    if _start(curve) > 0:
+        return (f"{_given(curve, what)}half had cancelled by day **{_day_interval(median)}** since registration "
+                f"(their median time to cancelling).{note}")
     return f"Half of {what} had cancelled after **{_days_interval(median)}** (the median time to cancelling)."
 
 
@@ -166,6 +225,13 @@ def retention_at_sentence(curve: RetentionCurve, days: Sequence[float] = (30,), 
     last = _last_day(curve)
     if _too_short(curve):
         return ""
+    t0 = _start(curve)
+    if t0 > 0:
+        parts = [f"{_pct(curve.at(d))} at day {d:g}" for d in days if t0 <= d <= last]
+        if not parts:
+            return (f"The curve covers days {_days(t0)} to {_days(last)} only (too few {what} are at risk outside "
+                    f"them), none of day {_names([f'{d:g}' for d in days])}.")
+        return f"{_given(curve, what)}still subscribed: {'; '.join(parts)}."
     parts = [f"{_pct(curve.at(d))} after {d:g} days" for d in days if d <= last]
     if not parts:
         return (f"The curve stops at day {_days(last)} (too few {what} remain at risk beyond it), before "
@@ -178,6 +244,12 @@ def km_title(curve: RetentionCurve, what: str = "users") -> str:
     median = curve.median
     if _too_short(curve):
         return f"Too few {what} are followed from their start for a retention curve"
+    t0 = _start(curve)
+    if t0 > 0:
+        who = f"Of {what} subscribed for {_days(t0)} days"
+        if median is None or not math.isfinite(median.value):
+            return f"{who}, more than half are still subscribed at day {_days(_last_day(curve))}"
+        return f"{who}, half cancel by day {median.value:.0f}"
     if median is None or not math.isfinite(median.value):
         return f"More than half of {what} are still subscribed after {_days(_last_day(curve))} days"
     return f"Half of {what} cancel within {median.value:.0f} days"
@@ -255,7 +327,11 @@ def soonest_cohort(comparison: CohortComparison, alpha: float | None = None) -> 
 
 
 def _retention_at(curve: RetentionCurve, day: float) -> Interval | None:
-    return curve.at(day) if day <= _last_day(curve) else None
+    return curve.at(day) if _start(curve) <= day <= _last_day(curve) else None
+
+
+def _of_start(curve: RetentionCurve) -> str:
+    return f" (of those subscribed {_days(_start(curve))} days)" if _start(curve) > 0 else ""
 
 
 def cohort_table(comparison: CohortComparison, day: float = 30) -> pd.DataFrame:
@@ -268,17 +344,23 @@ def cohort_table(comparison: CohortComparison, day: float = 30) -> pd.DataFrame:
         at = _retention_at(curve, day)
         med = curve.median
         if _too_short(curve):
-            median_text = "no curve: too few followed from their start"
+            median_text = "no curve: too few followed at any tenure"
         elif med is not None and math.isfinite(med.value):
-            median_text = _days_interval(med)
+            median_text = _days_interval(med) + _of_start(curve)
         else:
-            median_text = f"not reached within {_days(_last_day(curve))} days"
+            median_text = f"not reached within {_days(_last_day(curve))} days" + _of_start(curve)
+        if _too_short(curve):
+            at_text = "no curve"
+        elif at is not None:
+            at_text = _pct(at) + _of_start(curve)
+        else:
+            at_text = "curve starts later" if day < _start(curve) else "curve stops earlier"
         rows.append({
             "cohort": str(name),
             "users": int(sizes.loc[str(name), "users"]) if sizes is not None else curve.n_users,
             "cancelled": int(sizes.loc[str(name), "churned"]) if sizes is not None else curve.n_events,
             "median days to cancel": median_text,
-            f"still subscribed after {day:g} days": _pct(at) if at is not None else "curve stops earlier",
+            f"still subscribed after {day:g} days": at_text,
         })
     return pd.DataFrame(rows, columns=["cohort", "users", "cancelled", "median days to cancel",
                                        f"still subscribed after {day:g} days"]).set_index("cohort")
@@ -320,10 +402,14 @@ def cohort_lines(comparison: CohortComparison, by: str, alpha: float | None = No
             curve = comparison.curves[soonest]
             med = curve.median
             h = getattr(comparison, "horizon", float("nan"))
+            given = float(getattr(comparison, "given", 0.0) or 0.0)
             if getattr(comparison, "basis", "median") == "median" and med is not None:
-                how = f"half of them cancel by day {_days_interval(med)}"
+                how = (f"half of them{_of_start(curve)} cancel by day {_day_interval(med)}" if _start(curve) > 0
+                       else f"half of them cancel by day {_days_interval(med)}")
             elif math.isfinite(h):
-                how = f"{_pct(curve.at(h))} still subscribed at day {h:.0f}, the last day every curve reaches"
+                of = f" of those subscribed {_days(given)} days" if given > 0 else ""
+                how = (f"{_pct(curve.at(h, given=given) if given > 0 else curve.at(h))}{of} still subscribed at "
+                       f"day {h:.0f}, the last day every curve reaches")
             else:
                 how = retention_at_sentence(curve).lower().rstrip(".")
             lines.append(f"By {label}, the cohorts differ beyond the noise (log-rank p {_pval(p)}, FDR-adjusted "
@@ -580,12 +666,12 @@ def key_numbers(curve: RetentionCurve | None = None, comparisons: Mapping[str, C
     out: dict[str, str] = {}
     if curve is not None:
         m = curve.median
-        out["Median days to cancel"] = ("no curve: too few users followed from their start" if _too_short(curve) else
-                                        m.text(0) if m is not None and math.isfinite(m.value) else
-                                        f"not reached within {_days(_last_day(curve))} days")
+        out["Median days to cancel"] = ("no curve: too few users followed at any tenure" if _too_short(curve) else
+                                        m.text(0) + _of_start(curve) if m is not None and math.isfinite(m.value)
+                                        else f"not reached within {_days(_last_day(curve))} days" + _of_start(curve))
         at = _retention_at(curve, 30)
         if at is not None:
-            out["Still subscribed after 30 days"] = _pct(at)
+            out["Still subscribed after 30 days"] = _pct(at) + _of_start(curve)
     if comparisons:
         soon = [f"{soonest_cohort(c)} ({_cohort_label(by)})" for by, c in comparisons.items()
                 if soonest_cohort(c) is not None]
@@ -610,8 +696,8 @@ def _draw_curve(ax: plt.Axes, curve: RetentionCurve, colour: str, label: str | N
     """A step curve with its band, ending at the curve's last point (never extended)."""
     t = curve.table.sort_values("time")
     x, y = t["time"].to_numpy(float), t["survival"].to_numpy(float)
-    if len(x) and x[0] > 0:  # every curve starts at 100% on day 0
-        x, y = np.r_[0.0, x], np.r_[1.0, y]
+    if len(x) and x[0] > _start(curve):  # every curve starts at 100% at its start (day 0 or t0)
+        x, y = np.r_[_start(curve), x], np.r_[1.0, y]
         lo, hi = np.r_[1.0, t["low"].to_numpy(float)], np.r_[1.0, t["high"].to_numpy(float)]
     else:
         lo, hi = t["low"].to_numpy(float), t["high"].to_numpy(float)
@@ -643,8 +729,14 @@ def plot_km(curve: RetentionCurve, what: str = "users", xlabel: str = "days sinc
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.axvline(m.value, color="grey", lw=0.8, ls=":")
     min_at_risk = min_at_risk if min_at_risk is not None else getattr(curve, "min_at_risk", 20)
-    ax.text(0.99, 0.02, f"the curve stops at day {_days(_last_day(curve))}: beyond it fewer than {min_at_risk} "
-            "users remain at risk", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="grey")
+    t0 = _start(curve)
+    note = f"the curve stops at day {_days(_last_day(curve))}: beyond it fewer than {min_at_risk} users remain at risk"
+    if t0 > 0 and not _too_short(curve):
+        ax.set_xlim(left=t0)
+        ax.set_ylabel(f"still subscribed, of those subscribed {_days(t0)} days")
+        note = (f"starts at day {_days(t0)}: fewer than {min_at_risk} users are followed at shorter tenures\n"
+                + note)
+    ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="grey")
     ax.set_title(km_title(curve, what))
     fig.tight_layout()
     return fig
@@ -669,6 +761,12 @@ def plot_cohorts(comparison: CohortComparison, by: str, ax: plt.Axes | None = No
     for i, (name, curve) in enumerate(comparison.curves.items()):
         _draw_curve(ax, curve, _COLOURS[i % len(_COLOURS)], label=str(name), band=len(comparison.curves) <= 4)
     _survival_axes(ax, xlabel)
+    starts = [_start(c) for c in comparison.curves.values() if not _too_short(c)]
+    if starts and min(starts) > 0:
+        ax.set_xlim(left=min(starts))
+    if any(s > 0 for s in starts):
+        ax.text(0.01, 0.98, "a curve that starts after day 0 shows those who had stayed that long",
+                transform=ax.transAxes, ha="left", va="top", fontsize=7, color="grey")
     if comparison.curves:
         ax.legend(frameon=False, fontsize=8, loc="lower left")
     if comparison.too_small:

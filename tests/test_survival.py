@@ -365,3 +365,98 @@ def test_observation_table_accepts_precomputed_features(two_arm_log):
     a = sv.observation_table(two_arm_log, as_of)
     b = sv.observation_table(two_arm_log, as_of, features=feats)
     pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# Conditional start: too few users at risk at day 0 (nearly everyone registered before the log)
+# --------------------------------------------------------------------------------------------
+
+def _true_conditional_survival(events: pd.DataFrame, t0: float, day: float) -> float:
+    """P(T > day | T > t0) as a plain proportion from the simulator's own cancellation times: among
+    the users already seen by tenure ``t0``, still customers then, and followed up to ``day``."""
+    u = events.loc[events["userId"] != ""]
+    reg = u.groupby("userId")["registration"].min()
+    first = u.groupby("userId")["ts"].min().reindex(reg.index)
+    canc = u.loc[u["page"] == CHURN_PAGE].groupby("userId")["ts"].min().reindex(reg.index)
+    t = ((canc - reg) / MS_PER_DAY).to_numpy()
+    entry = ((first - reg) / MS_PER_DAY).to_numpy()
+    follow = ((u["ts"].max() - reg) / MS_PER_DAY).to_numpy()
+    m = (entry <= t0) & ~(t <= t0) & (follow >= day)
+    assert m.sum() >= 200  # the truth is a proportion over enough users
+    return float(np.mean(~(t[m] <= day)))
+
+
+@pytest.fixture(scope="module")
+def registered_before_logs():
+    """The CI-size default's design (300 users x 60 days, 4% registering inside the log) with short
+    sessions, and an 8,000-user run of the same service for the truth."""
+    cfg = SimulatorConfig(**LIGHT)
+    return simulate_events(300, 60, seed=7, config=cfg), simulate_events(8000, 60, seed=101, config=cfg)
+
+
+def test_curve_starts_where_enough_users_are_at_risk_and_is_conditional(registered_before_logs):
+    small, big = registered_before_logs
+    d = sv.durations_from_events(small)
+    assert (d["entry_days"] > 0).mean() > 0.9
+    ent, dur = d["entry_days"].to_numpy(), d["duration_days"].to_numpy()
+    assert ((ent <= 0) & (dur > 0)).sum() < 20  # too few at risk on day 0
+    curve = sv.kaplan_meier(d)
+    t0 = curve.start
+    assert t0 > 0 and curve.conditional and curve.reach > t0 + 60
+    assert curve.table["time"].iloc[0] == t0 and curve.table["survival"].iloc[0] == 1.0
+    assert curve.table["at_risk"].iloc[0] == ((ent <= t0) & (dur > t0)).sum() >= 20
+    # just before t0 fewer than 20 users were at risk: t0 is the first tenure with enough
+    before = np.nextafter(t0, 0)
+    assert ((ent <= before) & (dur > before)).sum() < 20
+    assert np.isnan(curve.at(t0 / 2).value) and np.isnan(curve.survival(np.array([t0 / 2]))[0])
+    assert curve.median is not None and curve.median.value > t0
+    # the conditional survival covers the truth, P(T > t0 + k | T > t0), from the larger run
+    for k in (20, 30):
+        truth = _true_conditional_survival(big, t0, t0 + k)
+        iv = curve.at(t0 + k)
+        assert iv.covers(truth), (k, iv, truth)
+        assert iv.value < 1.0 or truth > 0.95
+
+
+def test_conditional_at_given_matches_the_ratio(registered_before_logs):
+    curve = sv.kaplan_meier(sv.durations_from_events(registered_before_logs[0]))
+    g, x = curve.start + 40, curve.start + 120
+    iv = curve.at(x, given=g)
+    assert iv.value == pytest.approx(curve.at(x).value / curve.at(g).value)
+    assert iv.low <= iv.value <= iv.high
+    assert np.isnan(curve.at(x, given=curve.start / 2).value)  # before the curve starts: not estimated
+
+
+def test_curves_that_start_at_zero_are_unchanged(new_user_logs):
+    """Many in-log registrations: the curve starts at day 0 and is the plain product-limit fit, row for
+    row (the table before the conditional start was added)."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+    d = sv.durations_from_events(new_user_logs[0])
+    curve = sv.kaplan_meier(d)
+    assert curve.start == 0 and not curve.conditional
+    sf = SurvfuncRight(d["duration_days"].to_numpy(), d["churned"].to_numpy())
+    keep = np.asarray(sf.surv_times) <= curve.reach
+    t = curve.table
+    assert t["time"].iloc[0] == 0.0 and t["time"].iloc[-1] == curve.reach
+    np.testing.assert_array_equal(t["time"].to_numpy()[1:-1], np.asarray(sf.surv_times)[keep])
+    np.testing.assert_array_equal(t["survival"].to_numpy()[1:-1], np.asarray(sf.surv_prob)[keep])
+    np.testing.assert_array_equal(t["at_risk"].to_numpy()[1:-1], np.asarray(sf.n_risk)[keep])
+    assert curve.median.value == pytest.approx(sf.quantile(0.5))
+
+
+def test_expected_retention_counts_users_below_the_start_as_not_estimable(registered_before_logs):
+    d = sv.durations_from_events(registered_before_logs[0])
+    t0 = sv.kaplan_meier(d).start
+    # a current user at tenure t0/2 needs S(t0/2), which is not estimated
+    young = d.loc[d["churned"] == 0].iloc[[0]].copy()
+    young["userId"], young["duration_days"], young["entry_days"] = "young", t0 / 2, 0.0
+    young["last_ts"] = d["stop"].max()
+    er = sv.expected_retention(pd.concat([d, young], ignore_index=True), horizons=(30,), n_boot=20,
+                               active_only=False)
+    row = er.loc[er["group"] == "all"].iloc[0]
+    assert row["start"] == pytest.approx(t0)
+    assert row["not_estimable"] >= 1 and f"less than {t0:.0f} days" in row["reason"]
+    assert 0 < row["share_low"] <= row["share"] <= row["share_high"] <= 1
+    # the same users without the young one: one fewer not estimable
+    er0 = sv.expected_retention(d, horizons=(30,), n_boot=20, active_only=False)
+    assert int(er0.loc[er0["group"] == "all", "not_estimable"].iloc[0]) == int(row["not_estimable"]) - 1

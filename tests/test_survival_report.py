@@ -315,3 +315,36 @@ def test_real_snapshot_with_and_without_duration():
     sec = summary.retention_section(curve, survival.compare_many(d, ["plan"]), d)
     assert sec.available and sec.title == sr.km_title(curve)
     assert not summary.retention_section(None, reason="no duration column").available
+
+
+def test_conditional_curve_words_and_figures_name_its_start(real_durations):
+    """CI-size log: nearly every user registered before it, so the curve starts at t0 > 0 and every
+    sentence, title and figure says it is about users who had stayed t0 days."""
+    from churnlib import survival
+    curve = survival.kaplan_meier(real_durations, min_at_risk=20)
+    assert curve.start > 0 and curve.reach > curve.start
+    t0 = f"{curve.start:.0f}"
+    given = f"Of users who had been subscribed for {t0} days"
+    med = sr.median_sentence(curve)
+    assert med.startswith(given) and f"starts at day {t0}" in med
+    if curve.median is not None:
+        assert f"by day **{curve.median.text(0)}**" in med
+    days = [d for d in (30, 60, 90) if curve.start <= d <= curve.reach]
+    at = sr.retention_at_sentence(curve, (30, 60, 90))
+    assert at.startswith(given)
+    for d in days:
+        assert f"{curve.at(d).text(0, percent=True)} at day {d}" in at
+    assert f"subscribed for {t0} days" in sr.km_title(curve)
+    assert f"of those subscribed {t0} days" in sr.key_numbers(curve)["Median days to cancel"]
+    fig = sr.plot_km(curve)
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(curve.start)
+    assert ax.get_lines()[0].get_xdata().min() == pytest.approx(curve.start)  # not drawn from day 0
+    assert any(f"starts at day {t0}" in t.get_text() for t in ax.texts)
+    sec = summary.retention_section(curve, None, real_durations)
+    assert given in sec.text and sec.title == sr.km_title(curve)
+    plt.close(fig)
+    # a curve that starts at day 0 keeps its words
+    zero = survival.kaplan_meier(real_durations.assign(entry_days=0.0))
+    assert zero.start == 0 and sr.median_sentence(zero).startswith(("Half of users", "Fewer than half"))
+    assert sr.start_note(zero) == ""
