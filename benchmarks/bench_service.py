@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     n_users, n_requests = (300, 100) if args.quick else (args.users, args.requests)
 
     from churnlib import features, load, scoring
+    from churnlib.input_checks import check_input
     from churnlib.model import ChurnModel
     from churnlib.schema import CHURN_PAGE, MS_PER_DAY
     from churnlib.service import Limits
@@ -250,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         load_s = _best_of(lambda: load.load_event_records(records, strict=True), 5)
         one_log = load.load_event_records(records, strict=True)
         score_s = _best_of(lambda: scoring.score_events(model, one_log, n_jobs=1), 5)
+        # inside score_events: features (DuckDB), the input checks, probability, reasons
+        one_as_of = scoring.parse_as_of(None, one_log.events)
+        feats_s = _best_of(lambda: features.user_features(one_log.events, one_as_of), 5)
+        feats = features.user_features(one_log.events, one_as_of)
+        check_s = _best_of(lambda: check_input(model, feats, id_col="userId"), 5)
+        rows = check_input(model, feats, id_col="userId").frame
+        model.set_threads(1)
+        proba_s = _best_of(lambda: model.churn_probability(rows), 5)
+        why_s = _best_of(lambda: model.explain(rows, k=3, n_jobs=1), 5)
 
         server_p = pd.Series({p["userId"]: p["churn_probability"] for p in served})
         cli_p = cli.set_index("userId")["churn_probability"]
@@ -267,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(eight_clients) / eight_wall:,.0f} requests/s)")
         print(f"  in process, no HTTP: load_event_records {load_s * 1000:,.1f} ms + score_events (features, "
               f"checks, probability, reasons) {score_s * 1000:,.1f} ms = {(load_s + score_s) * 1000:,.1f} ms")
+        print(f"    of which user_features {feats_s * 1000:,.1f} ms, check_input {check_s * 1000:,.1f} ms, "
+              f"churn_probability {proba_s * 1000:,.1f} ms, reasons (explain) {why_s * 1000:,.1f} ms")
         print(f"  baseline: score --events on the same user's log (in process, artifact verified): "
               f"{cli_one_s * 1000:,.0f} ms; /predict p50 is {cli_one_s / np.median(one_client):,.1f}x faster")
         print(f"/predict/batch     : {len(served):,} users in {batch_s:.2f} s -> {len(served) / batch_s:,.0f} users/s "

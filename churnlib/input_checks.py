@@ -393,17 +393,29 @@ def check_input(model_or_schema: Any, frame: pd.DataFrame, *, id_col: str | None
     # ---- features -----------------------------------------------------------------------------
     converted: dict[str, pd.Series] = {}
     usual_missing: dict[str, int] = {}
+    block = _NumericBlock(schema, frame, keep)
     for f in schema:
         c = f["name"]
-        s = frame[c]
-        if f.get("kind") == "numeric":
-            s = _check_numeric_text(col, c, s, keep)
-            if s is not frame[c]:
-                converted[c] = s
-            _check_range(col, f, s, keep)
+        if c in block.index:  # numbers already: range and missing values from one pass over the block
+            block.check(col, f)
+            miss = block.missing(c)
         else:
-            _check_categories(col, f, s, keep)
-        miss = _missing(frame[c]) & keep
+            orig = frame[c]
+            if f.get("kind") == "numeric":
+                s = _check_numeric_text(col, c, orig, keep)
+                if s is not orig:
+                    converted[c] = s
+                _check_range(col, f, s, keep)
+                miss = _missing(orig) & keep
+            else:
+                texts = _short_texts(orig)
+                if texts is None:
+                    _check_categories(col, f, orig, keep)
+                    miss = _missing(orig) & keep
+                else:  # few plain-ASCII values: the same masks without pandas' string machinery
+                    miss = np.fromiter((t is None or t.strip(" ") == "" for t in texts), dtype=bool, count=n) & keep
+                    if _may_be_unseen(f, texts, keep):
+                        _check_categories(col, f, orig, keep)
         if never_missing(f):
             col.add("missing value", c, f"missing value in {c!r} (none in training; filled in by the model)", miss,
                     words="missing", refuse="missing value, and training had none in this column")
@@ -476,16 +488,31 @@ def _check_numeric_text(col: _Collector, c: str, s: pd.Series, keep: np.ndarray)
     return num
 
 
-def _check_range(col: _Collector, f: dict[str, Any], s: pd.Series, keep: np.ndarray) -> None:
+def _far_limits(f: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """``(lo, hi, far_below, far_above)`` of a numeric feature, or None without a recorded range."""
     lo, hi = f.get("min"), f.get("max")
     if lo is None or hi is None:
-        return
+        return None
     lo, hi = float(lo), float(hi)
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return lo, hi, lo - FAR_RANGES * span, hi + FAR_RANGES * span
+
+
+def _check_range(col: _Collector, f: dict[str, Any], s: pd.Series, keep: np.ndarray) -> None:
+    limits = _far_limits(f)
+    if limits is None:
+        return
     x = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
     with np.errstate(invalid="ignore"):
-        above = (x > hi + FAR_RANGES * span) & keep
-        below = ((x < lo - FAR_RANGES * span) | ((lo >= 0) & (x < 0))) & keep
+        above = (x > limits[3]) & keep
+        below = ((x < limits[2]) | ((limits[0] >= 0) & (x < 0))) & keep
+    _add_range(col, f, x, above, below)
+
+
+def _add_range(col: _Collector, f: dict[str, Any], x: np.ndarray, above: np.ndarray, below: np.ndarray) -> None:
+    if not (above.any() or below.any()):
+        return
+    lo, hi = float(f["min"]), float(f["max"])
     c = f["name"]
     vals = pd.Series(x)
     col.add("far outside range", c, f"{c!r} far above the training range (scored as is)", above,
@@ -494,6 +521,90 @@ def _check_range(col: _Collector, f: dict[str, Any], s: pd.Series, keep: np.ndar
     col.add("far outside range", c, f"{c!r} far below the training range (scored as is)", below,
             values=vals, words=lambda v: f"{v:g} far below training range (min {lo:g})",
             refuse=f"value far below the training range (min {lo:g})")
+
+
+class _NumericBlock:
+    """The numeric features already held as NumPy numbers, checked in one pass over one 2-D array.
+
+    Gives, per column, exactly what :func:`_check_range` and :func:`_missing` give column by
+    column (``float64`` values, the same limits), without a pandas call per feature: for one
+    user's row the per-column pandas overhead was most of :func:`check_input`'s time.
+    """
+
+    def __init__(self, schema: list[dict[str, Any]], frame: pd.DataFrame, keep: np.ndarray) -> None:
+        dtypes = frame.dtypes.to_dict() if frame.columns.is_unique else {}
+        feats = [f for f in schema if f.get("kind") == "numeric" and _plain_number(dtypes.get(f["name"]))]
+        names = list(dict.fromkeys(f["name"] for f in feats))
+        self.index = {c: j for j, c in enumerate(names)}
+        if not names:
+            return
+        self.x = np.empty((len(frame), len(names)), dtype="float64", order="F")
+        for j, c in enumerate(names):
+            self.x[:, j] = frame[c].to_numpy()  # float64, int64 or bool -> float64, as pd.to_numeric(...).astype
+        lo = np.full(len(names), np.nan)
+        far_lo, far_hi = lo.copy(), lo.copy()
+        ranged = np.zeros(len(names), dtype=bool)
+        for f in feats:
+            limits = _far_limits(f)
+            if limits is not None:
+                j = self.index[f["name"]]
+                lo[j], _, far_lo[j], far_hi[j] = limits
+                ranged[j] = True
+        keep2 = keep[:, None] & ranged[None, :]
+        with np.errstate(invalid="ignore"):
+            self.above = (self.x > far_hi) & keep2
+            self.below = ((self.x < far_lo) | ((lo >= 0) & (self.x < 0))) & keep2
+        self.miss = np.isnan(self.x) & keep[:, None]
+
+    def check(self, col: _Collector, f: dict[str, Any]) -> None:
+        j = self.index[f["name"]]
+        _add_range(col, f, self.x[:, j], self.above[:, j], self.below[:, j])
+
+    def missing(self, c: str) -> np.ndarray:
+        return self.miss[:, self.index[c]]
+
+
+def _plain_number(dtype: Any) -> bool:
+    """A NumPy float, integer or bool dtype (no missing-value mask, no text)."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "fiub"
+
+
+#: Up to this many rows a categorical column of plain text may take :func:`_short_texts`.
+_SHORT_ROWS = 256
+
+
+def _short_texts(s: pd.Series) -> list[str | None] | None:
+    """Each value as ``str`` (None when missing), for a short text column of plain ASCII.
+
+    Only where stripping them with ``str.strip(" ")`` is exactly what pandas does
+    (``astype("string").str.strip()``): text or object columns of at most :data:`_SHORT_ROWS` rows
+    whose values are missing or ``str`` of printable ASCII (no control characters, so that every
+    whitespace rule agrees: only ``" "`` is stripped). Otherwise None (take the general path).
+    """
+    if len(s) > _SHORT_ROWS or not (isinstance(s.dtype, pd.StringDtype) or s.dtype == object):
+        return None
+    out: list[str | None] = []
+    for v in s.tolist():
+        if type(v) is str:
+            if not (v.isascii() and v.isprintable()):
+                return None
+            out.append(v)
+        elif v is None or v is pd.NA or (type(v) is float and v != v):
+            out.append(None)
+        else:
+            return None
+    return out
+
+
+def _may_be_unseen(f: dict[str, Any], texts: list[str | None], keep: np.ndarray) -> bool:
+    """Whether :func:`_check_categories` could find an unseen category among kept ``texts`` (False: it would not)."""
+    cats = f.get("categories")
+    if cats is None or int(f.get("n_categories", len(cats))) > len(cats):
+        return False  # not checked at all
+    if not all(type(c) is str for c in cats):
+        return True  # let the general path decide
+    known = set(cats)  # as _check_categories: blank is not unseen; membership of the value as given
+    return any(k and t is not None and t.strip(" ") != "" and t not in known for t, k in zip(texts, keep.tolist()))
 
 
 def _category_text(s: pd.Series) -> pd.Series:

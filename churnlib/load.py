@@ -1004,9 +1004,7 @@ def load_event_records(records: Sequence[Mapping[str, Any]], *, strict: bool = F
         con.execute(f"CREATE TEMP TABLE stg ({_stage_columns()})")
         raw = pa.table({"ord0": pa.array(range(1, len(lines) + 1), type=pa.int64()),
                         "line": pa.array(lines, type=pa.string())})
-        con.register("raw_records", raw)
-        con.execute("CREATE TEMP TABLE raw AS SELECT ord0, line FROM raw_records")
-        con.unregister("raw_records")
+        con.register("raw", raw)  # read in place (no copy): the parse below and the missing-key check
         con.execute(_parse_raw_sql(0))
         _check_required_ndjson(con, 0, source, unit)
         _combine_staged(con, ["SELECT * FROM stg"])
@@ -1032,6 +1030,10 @@ def _json_value(o: Any) -> Any:
     raise TypeError(f"a {type(o).__name__} is not a JSON value")
 
 
+# One encoder for every record: ``json.dumps`` with options builds a new one per call.
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_json_value, allow_nan=True)
+
+
 def _record_line(record: Any, i: int, source: str) -> str:
     """One record as one JSON line (what an NDJSON file would hold), or a located error."""
     if not isinstance(record, Mapping):
@@ -1040,7 +1042,7 @@ def _record_line(record: Any, i: int, source: str) -> str:
     try:
         # allow_nan: NaN / Infinity are written as such (invalid JSON), so the record is an
         # "unparseable line", as the same value in a file would be.
-        text = json.dumps(record, ensure_ascii=False, default=_json_value, allow_nan=True)
+        text = _RECORD_ENCODER.encode(record)  # json.dumps(record, ensure_ascii=False, default=..., allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise DataValidationError(f"an event value is not JSON: {exc}", file=source, line=i,
                                   unit=RECORD_UNIT) from None
@@ -1096,16 +1098,18 @@ def _finish_events(con, path: Path | str, files: list[Path] | list[str], notes: 
     # Exact duplicates: identical cleaned values in every column; the first (file, line) is kept.
     cols = ", ".join(_ident(c) for c in EVENT_COLUMNS)
     # A 64-bit hash finds candidate groups cheaply; exact comparison only within them.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE dup AS
-        WITH h AS (SELECT file_idx, ord, hash({cols}) AS h FROM cl WHERE drop_reason IS NULL),
-        cand AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
-        rows AS (SELECT cl.* FROM cl JOIN h USING (file_idx, ord) SEMI JOIN cand USING (h))
-        SELECT file_idx, ord FROM (
-            SELECT file_idx, ord, row_number() OVER (PARTITION BY {cols} ORDER BY file_idx, ord) AS rn
-            FROM rows) WHERE rn > 1""")
-    con.execute("""UPDATE cl SET drop_reason = 'exact duplicate row'
-                   FROM dup WHERE cl.file_idx = dup.file_idx AND cl.ord = dup.ord""")
+    # Most inputs have no two rows with the same hash: then nothing to compare or mark (one cheap query).
+    if con.execute(f"SELECT count(*) > count(DISTINCT hash({cols})) FROM cl WHERE drop_reason IS NULL").fetchone()[0]:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE dup AS
+            WITH h AS (SELECT file_idx, ord, hash({cols}) AS h FROM cl WHERE drop_reason IS NULL),
+            cand AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
+            rows AS (SELECT cl.* FROM cl JOIN h USING (file_idx, ord) SEMI JOIN cand USING (h))
+            SELECT file_idx, ord FROM (
+                SELECT file_idx, ord, row_number() OVER (PARTITION BY {cols} ORDER BY file_idx, ord) AS rn
+                FROM rows) WHERE rn > 1""")
+        con.execute("""UPDATE cl SET drop_reason = 'exact duplicate row'
+                       FROM dup WHERE cl.file_idx = dup.file_idx AND cl.ord = dup.ord""")
 
     if strict:
         _raise_first_defect(con, files, rules, unit, allowed)
