@@ -19,11 +19,14 @@ PYTEST_ARGS ?=
 MODEL ?= models
 PORT ?= 8000
 STORE ?=
+# 1: every `make report` is one MLflow run (local store mlruns.db + mlartifacts/, or MLFLOW_TRACKING_URI when set); 0: off
+TRACKING ?= 1
+MLFLOW_PORT ?= 5000
 
-.PHONY: setup browser report test bench serve lab clean-outputs strip-notebooks help
+.PHONY: setup browser report test bench serve mlflow lab clean-outputs strip-notebooks help
 
 help:
-	@echo "make report [DATA=path] | make test | make bench | make serve [MODEL=models PORT=8000 STORE=path] | make lab | make setup"
+	@echo "make report [DATA=path] | make test | make bench | make serve [MODEL=models PORT=8000 STORE=path] | make mlflow [MLFLOW_PORT=5000] | make lab | make setup"
 
 setup: $(STAMP) browser
 
@@ -55,7 +58,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL)) $(if $(DURATION_COL),--duration-col $(DURATION_COL)) $(if $(CURRENT),--current "$(CURRENT)")
+	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL)) $(if $(DURATION_COL),--duration-col $(DURATION_COL)) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0 off false no,$(TRACKING)),--no-tracking)
 
 # Each notebook executes once, under nbval; the report browser test then renders what nbval executed
 # (tests/nbval_executed.py runs it after the notebooks). --durations: the slowest tests, in every log.
@@ -69,6 +72,12 @@ bench: setup
 # predictions go to $(STORE), by default data/predictions.sqlite. Ctrl+C stops it.
 serve: $(STAMP)
 	$(BIN)/python -m churnlib serve --model "$(MODEL)" --port $(PORT) $(if $(STORE),--store "$(STORE)")
+
+# The MLflow UI over the project's local tracking store (runs of `make report` and `churnlib train`, the
+# model registry with its champion/challenger aliases), on 127.0.0.1 only. Ctrl+C stops it.
+mlflow: $(STAMP)
+	@echo "==> MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) (store: $(CURDIR)/mlruns.db, artifacts: $(CURDIR)/mlartifacts); Ctrl+C stops it"
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns.db" --default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

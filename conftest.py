@@ -1,8 +1,8 @@
 """Root pytest configuration, shared by tests/ and the nbval run over notebooks/.
 
 Notebooks executed by nbval must not overwrite what `make report` produced, so their outputs
-(figures, simulated data caches, summaries) go to a temporary folder. The kernel that nbval
-starts inherits this environment variable.
+(figures, simulated data caches, summaries) go to a temporary folder, and their MLflow runs to a
+temporary store. The kernel that nbval starts inherits these environment variables.
 
 Figures: the test process draws with matplotlib's Agg backend (no window, no display needed). That is
 set here in-process, not through ``MPLBACKEND``: kernels inherit the environment, and a kernel with
@@ -18,4 +18,7 @@ import matplotlib
 pytest_plugins = ["tests.nbval_executed", "pytester"]
 
 os.environ.setdefault("CHURNLIB_OUTPUT_DIR", tempfile.mkdtemp(prefix="churnlib-test-out-"))
+# No test or notebook run by pytest writes the project's MLflow store (mlruns.db) or a server a developer's
+# MLFLOW_TRACKING_URI names: a session store in a temporary folder instead (kernels inherit it).
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='churnlib-test-mlflow-')}/mlruns.db"
 matplotlib.use("Agg")

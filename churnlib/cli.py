@@ -49,7 +49,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     run_report(args.config, args.data, id_col=args.id_col, label_col=args.label_col, split_col=args.split_col,
                duration_col=args.duration_col,
-               current=args.current, kernel=args.kernel)
+               current=args.current, kernel=args.kernel, tracking=args.tracking)
     return 0
 
 
@@ -152,7 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "cost_fn": args.cost_fn, "cost_fp": args.cost_fp, "seed": args.seed,
     }.items() if v is not None}
     result = train_command(args.table, args.id_col, args.label_col, args.split_col, args.out, strict=args.strict,
-                           **budget)
+                           tracking=args.tracking, **budget)
     _print_account(result.info.get("quality"))
     print(f"chosen: {result.chosen.model} + {result.chosen.strategy}: {result.reason}")
     print(f"threshold {result.threshold:.3f}; {result.signal_statement()}")
@@ -162,6 +162,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(sentence)
     for kind, path in result.info.get("written", {}).items():
         print(f"wrote {kind}: {path}")
+    if result.info.get("tracking_text"):
+        print(result.info["tracking_text"])
     return 0
 
 
@@ -248,6 +250,12 @@ def _add_strict(p: argparse.ArgumentParser) -> None:
                         "dropping rows and counting them in the printed account")
 
 
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-tracking", dest="tracking", action="store_false", default=None,
+                   help="record no MLflow run (by default one run goes to the project's mlruns.db, or to "
+                        "MLFLOW_TRACKING_URI when set; CHURNLIB_TRACKING=0 also turns it off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``churnlib`` argument parser."""
     root = paths.project_root()
@@ -265,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--current", default=None,
                    help="snapshot data: a second table of the same users' columns, later, for monitoring")
     p.add_argument("--kernel", default="churnlib", help="Jupyter kernel to run the notebooks")
+    _add_tracking(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("monitor", help="drift between two snapshot tables, or of the features the service served",
@@ -332,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-fp", type=float, default=None, help="cost of a wasted retention offer")
     p.add_argument("--seed", type=int, default=None)
     _add_strict(p)
+    _add_tracking(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("score", help="score users with a saved model")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["OUTPUT_ENV", "figures_dir", "models_dir", "output_root", "processed_data_dir", "project_root",
-           "raw_data_dir", "reports_dir"]
+__all__ = ["OUTPUT_ENV", "TRACKING_ENV", "figures_dir", "models_dir", "output_root", "processed_data_dir",
+           "project_root", "raw_data_dir", "reports_dir", "tracking_enabled"]
 
 OUTPUT_ENV = "CHURNLIB_OUTPUT_DIR"
 
@@ -61,3 +61,18 @@ def raw_data_dir(output_dir: str | os.PathLike | None = None) -> Path:
 def processed_data_dir(output_dir: str | os.PathLike | None = None) -> Path:
     """Folder for derived tables (``data/processed/``)."""
     return _sub("data/processed", output_dir)
+
+
+#: Environment switch for MLflow tracking (:mod:`churnlib.tracking`): "0", "off", "false" or "no" turn it off.
+TRACKING_ENV = "CHURNLIB_TRACKING"
+_OFF = {"0", "off", "false", "no"}
+
+
+def tracking_enabled(flag: bool | None = None) -> bool:
+    """Whether to track runs in MLflow: False when ``flag`` is False or ``$CHURNLIB_TRACKING`` is
+    "0"/"off"/"false"/"no"; ``flag=True`` turns it on whatever the environment says; None (the
+    default) follows the environment, on unless switched off. Here, not in :mod:`churnlib.tracking`,
+    so that deciding costs no MLflow import."""
+    if flag is not None:
+        return bool(flag)
+    return os.environ.get(TRACKING_ENV, "").strip().lower() not in _OFF

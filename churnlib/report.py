@@ -7,9 +7,15 @@ succeeded replaces ``reports/`` and ``figures/``, so a failing notebook never le
 The kernels talk over local sockets (:func:`kernel_config`), so no TCP port is opened and the log shows
 only the per-notebook progress and times. :func:`export_html` and :func:`write_index` are the rendering
 on their own: the test-suite renders the notebooks nbval executed with them.
+
+With tracking on (the default; ``--no-tracking`` or ``CHURNLIB_TRACKING=0`` turns it off) a run is one
+MLflow run (:mod:`churnlib.tracking`): started before the first notebook, its id injected into every
+notebook that declares ``mlflow_run_id`` (``05_models`` logs the training and the model into it), the
+figures and the index logged after publishing, and the index names the run.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -50,6 +56,12 @@ class RunResult:
     data_kind: str
     fingerprint: str
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The MLflow run this report is recorded in (None: tracking off).
+    run_id: str | None = None
+    #: Where to see that run in the MLflow UI (a full URL, or the local UI's after ``make mlflow``).
+    run_url: str | None = None
+    #: The tracking store the run is in.
+    tracking_uri: str | None = None
 
 
 def record_key_numbers(numbers: dict[str, Any], notebook: str, output_dir: str | os.PathLike | None = None) -> Path:
@@ -264,9 +276,20 @@ table {{ border-collapse: collapse; }} td {{ padding: .2rem .8rem .2rem 0; borde
 <h1>churnlib reports</h1>
 <p class="meta">Run {html.escape(run_date)} · data <code>{html.escape(result.data)}</code> ({html.escape(result.data_kind)})
 · fingerprint <code>sha256:{html.escape(result.fingerprint[:16])}</code></p>
+{_run_line(result)}
 {''.join(rows)}
 </body></html>
 """
+
+
+def _run_line(result: RunResult) -> str:
+    """The index's line naming the MLflow run (as text, not a link: the UI may not be running)."""
+    if result.run_id is None:
+        return '<p class="meta mlflow">Not recorded in MLflow (tracking off).</p>'
+    where = (f" · in the MLflow UI: <code>{html.escape(result.run_url)}</code>" if result.run_url else "")
+    local = "" if (result.tracking_uri or "").startswith(("http://", "https://")) else " (start it with <code>make mlflow</code>)"
+    return (f'<p class="meta mlflow">MLflow run <code class="run-id">{html.escape(result.run_id)}</code>'
+            f"{where}{local if where else ''}</p>")
 
 
 def _publish(staging: Path, root: Path) -> None:
@@ -325,6 +348,7 @@ def run_report(
     kernel: str = "churnlib",
     notebooks: list[Path] | None = None,
     root: str | os.PathLike | None = None,
+    tracking: bool | None = None,
     log=lambda msg: print(msg, flush=True),
 ) -> RunResult:
     """Execute the numbered notebooks and publish the reports.
@@ -352,6 +376,13 @@ def run_report(
         Notebooks to run (default: :func:`discover_notebooks`).
     root
         Project folder whose ``reports/`` and ``figures/`` receive the outputs.
+    tracking
+        Record the run in MLflow (:func:`churnlib.paths.tracking_enabled`: None follows
+        ``CHURNLIB_TRACKING``, on by default). One run is started before the notebooks, in the store of
+        :func:`churnlib.tracking.tracking_uri` (``MLFLOW_TRACKING_URI``, else ``root/mlruns.db``), which
+        the kernels are pointed at too; notebooks that declare ``mlflow_run_id`` get its id, those that
+        declare ``tracking`` get whether it is on. After publishing, the figures and the index are logged
+        into it. A tracking store that cannot be reached stops the run before any notebook.
 
     Returns
     -------
@@ -387,6 +418,16 @@ def run_report(
     result = RunResult(index=root / "reports" / "index.html", data=str(data), data_kind=kind,
                        fingerprint=data_fingerprint(data))
 
+    tracked = None
+    if paths.tracking_enabled(tracking):  # MLflow is imported only when tracking is on
+        from churnlib import tracking as mlflow_tracking
+
+        tracked = mlflow_tracking.start_run(run_name=f"report {data.name}", root=root, tags={
+            "kind": "report", "data": str(data), "data_kind": kind, "data_fingerprint": result.fingerprint})
+        result.run_id, result.tracking_uri = tracked.run_id, tracked.tracking_uri
+        result.run_url = tracked.link()
+        log(f"==> MLflow run {tracked.run_id} in {tracked.tracking_uri}")
+
     for stale in root.glob(".staging-report-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = root / f".staging-report-{os.getpid()}"
@@ -398,8 +439,10 @@ def run_report(
         "output_dir": str(staging), **({"split_col": split_col} if split_col else {}),
         **({"duration_col": duration_col} if duration_col else {}),
         **({"current": str(Path(current).resolve())} if current is not None else {}),
+        "tracking": tracked is not None, **({"mlflow_run_id": tracked.run_id} if tracked is not None else {}),
     }
-    with tempfile.TemporaryDirectory(prefix="churnlib-kernels-") as sockets:
+    kernel_env = {"MLFLOW_TRACKING_URI": tracked.tracking_uri, "CHURNLIB_TRACKING": "1"} if tracked is not None else {}
+    with tempfile.TemporaryDirectory(prefix="churnlib-kernels-") as sockets, _kernel_env(kernel_env):
         for i, nb in enumerate(notebooks, 1):
             params = {**injected, **cfg.get("notebooks", {}).get(nb.stem, {})}
             declared = _declared_parameters(nb)
@@ -425,7 +468,39 @@ def run_report(
     _publish(staging, root)
     shutil.rmtree(staging, ignore_errors=True)
     log(f"==> reports in {root / 'reports'} (open {result.index}); figures in {root / 'figures'}")
+    if tracked is not None:
+        try:  # the reports are published: a store that fails now costs the run's figures, not the report
+            mlflow_tracking.log_report(tracked.run_id, figures_dir=root / "figures", reports_dir=root / "reports",
+                                       key_numbers=_key_numbers(root / "reports"), root=root)
+        except Exception as exc:  # noqa: BLE001 -- any store error; said, not raised
+            log(f"warning: the figures and index were not logged to MLflow run {tracked.run_id}: "
+                f"{type(exc).__name__}: {exc}")
+        else:
+            log(f"==> recorded in MLflow run {tracked.run_id} (see it at {result.run_url}"
+                + ("" if tracked.tracking_uri.startswith(("http://", "https://")) else " after `make mlflow`") + ")")
     return result
+
+
+def _key_numbers(reports: Path) -> dict[str, Any]:
+    """Every report's key numbers (``reports/key_numbers/NN_name.json``) as ``{"NN_name/label": value}``."""
+    folder = reports / KEY_NUMBERS_DIR
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return {f"{f.stem}/{label}": value for f in files for label, value in json.loads(f.read_text()).items()}
+
+
+@contextlib.contextmanager
+def _kernel_env(values: dict[str, str]):
+    """Set environment variables for the kernels started inside the block (they inherit them), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def strip_outputs(notebooks: list[str | os.PathLike]) -> list[Path]:

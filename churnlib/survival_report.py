@@ -26,6 +26,7 @@ from churnlib.survival import CohortComparison, CoxResult, RetentionCurve
 
 __all__ = [
     "COHORT_LABELS",
+    "MAX_LABELLED",
     "censoring_sentence",
     "classifier_roc_auc",
     "cohort_lines",
@@ -61,6 +62,8 @@ COHORT_LABELS = {
     "gender": "gender",
     "state": "state",
 }
+#: Cohort curves drawn in colour with a legend entry (the largest); the others are drawn thin and grey.
+MAX_LABELLED = 6
 _COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
             "#CCB974", "#64B5CD"]
 
@@ -692,7 +695,7 @@ def key_numbers(curve: RetentionCurve | None = None, comparisons: Mapping[str, C
 # --------------------------------------------------------------------------------------------
 
 def _draw_curve(ax: plt.Axes, curve: RetentionCurve, colour: str, label: str | None = None,
-                band: bool = True) -> None:
+                band: bool = True, lw: float = 2) -> None:
     """A step curve with its band, ending at the curve's last point (never extended)."""
     t = curve.table.sort_values("time")
     x, y = t["time"].to_numpy(float), t["survival"].to_numpy(float)
@@ -701,7 +704,7 @@ def _draw_curve(ax: plt.Axes, curve: RetentionCurve, colour: str, label: str | N
         lo, hi = np.r_[1.0, t["low"].to_numpy(float)], np.r_[1.0, t["high"].to_numpy(float)]
     else:
         lo, hi = t["low"].to_numpy(float), t["high"].to_numpy(float)
-    ax.step(x, y, where="post", color=colour, label=label, lw=2)
+    ax.step(x, y, where="post", color=colour, label=label, lw=lw)
     if band:
         ax.fill_between(x, lo, hi, step="post", color=colour, alpha=0.18, lw=0)
 
@@ -758,17 +761,29 @@ def plot_cohorts(comparison: CohortComparison, by: str, ax: plt.Axes | None = No
     small for a curve are named under the plot. The title states the finding."""
     fig = ax.figure if ax is not None else plt.subplots(figsize=(8, 4.5))[0]
     ax = ax if ax is not None else fig.axes[0]
-    for i, (name, curve) in enumerate(comparison.curves.items()):
-        _draw_curve(ax, curve, _COLOURS[i % len(_COLOURS)], label=str(name), band=len(comparison.curves) <= 4)
+    # Many cohorts (states, months): the MAX_LABELLED largest get a colour and a legend entry, the rest
+    # are drawn thin and grey, so every curve is shown and the legend stays readable.
+    sizes = getattr(comparison, "sizes", None)
+    users = dict(zip(sizes["cohort"].astype(str), sizes["users"])) if sizes is not None and len(sizes) else {}
+    order = sorted(comparison.curves, key=lambda k: -users.get(str(k), 0))
+    labelled = set(order[:MAX_LABELLED])
+    others = 0
+    for i, name in enumerate(order):
+        curve = comparison.curves[name]
+        if name in labelled:
+            _draw_curve(ax, curve, _COLOURS[i % len(_COLOURS)], label=str(name), band=len(comparison.curves) <= 4)
+        else:
+            _draw_curve(ax, curve, "#BBBBBB", label=None if others else f"{len(order) - MAX_LABELLED} smaller cohorts",
+                        band=False, lw=1)
+            others += 1
     _survival_axes(ax, xlabel)
     starts = [_start(c) for c in comparison.curves.values() if not _too_short(c)]
     if starts and min(starts) > 0:
         ax.set_xlim(left=min(starts))
     if any(s > 0 for s in starts):
-        ax.text(0.01, 0.98, "a curve that starts after day 0 shows those who had stayed that long",
-                transform=ax.transAxes, ha="left", va="top", fontsize=7, color="grey")
+        ax.set_xlabel(f"{xlabel}\n(a curve starting after day 0 follows those who had stayed that long)", fontsize=9)
     if comparison.curves:
-        ax.legend(frameon=False, fontsize=8, loc="lower left")
+        ax.legend(frameon=False, fontsize=7, loc="lower left", ncol=2 if len(labelled) > 4 else 1)
     if comparison.too_small:
         ax.text(0.99, 0.02, "too few users, not drawn: " + _names(list(map(str, comparison.too_small)))[:90],
                 transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="grey")
@@ -812,6 +827,10 @@ def plot_hazard_ratios(cox: CoxResult, top: int = 15) -> plt.Figure:
     ax.scatter(v, y, color=colours, zorder=3)
     ax.axvline(1.0, color="grey", lw=1, ls="--")
     ax.set_xscale("log")
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10)
+             if np.nanmin(lo) / 1.2 <= t <= np.nanmax(hi) * 1.2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_yticks(y, [str(f).replace("_", " ") for f in hr["feature"]])
     ax.set_xlabel("hazard ratio per SD (log scale; 1 = no effect, >1 = leaves sooner)")
     strongest = [r for (_, r), c in zip(hr.iloc[::-1].iterrows(), clear[::-1]) if c]

@@ -542,7 +542,8 @@ def _check_numbers(agreement: Agreement | None, baseline: BaselineCheck | None) 
 
 
 def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_col: str | None = None,
-                  out: str | os.PathLike | None = None, *, strict: bool = False, **budget: Any) -> TrainingResult:
+                  out: str | os.PathLike | None = None, *, strict: bool = False, tracking: bool | None = None,
+                  **budget: Any) -> TrainingResult:
     """``python -m churnlib train``: the model comparison of ``05_models`` on a table, saved to ``out``.
 
     The output folder is checked before any work (:func:`churnlib.outputs.check_output`: not the
@@ -563,6 +564,11 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
         under the output root).
     strict : bool, default False
         Refuse the table at its first defect instead of repairing or dropping rows.
+    tracking : bool, optional
+        Record one MLflow run after saving (:func:`churnlib.tracking.log_training`: parameters,
+        metrics, the model registered with alias ``champion``). None follows ``CHURNLIB_TRACKING`` (on
+        by default); False records nothing. The model is saved first, so a tracking failure never
+        loses it.
     **budget
         Any keyword of :func:`run_training` (``models``, ``strategies``, ``n_splits``,
         ``n_repeats``, ``search_budget``, ``n_permutations``, ``n_bootstrap``, ``cost_fn``,
@@ -572,10 +578,16 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
     -------
     TrainingResult
         ``info["quality"]`` holds the :class:`~churnlib.load.DataQuality`, ``info["written"]`` the
-        paths written.
+        paths written, ``info["tracking"]`` the :class:`~churnlib.tracking.TrackedRun` (None when
+        tracking is off) and ``info["tracking_text"]`` one line saying where the run went.
     """
     out = Path(out) if out is not None else paths.models_dir()
     check_output(out, inputs=[table], folder=True, names=(ARTIFACT_NAME, "metrics.json", QUALITY_NAME))
+    mlflow_tracking = None
+    if paths.tracking_enabled(tracking):  # MLflow is imported only when tracking is on
+        from churnlib import tracking as mlflow_tracking
+
+        mlflow_tracking.check_store()  # a wrong MLFLOW_TRACKING_URI stops here, before any training
     frame = load_training_table(table, id_col, label_col, strict=strict)
     quality = frame.attrs.pop("quality", None)
     result = run_training(frame, id_col, label_col, split_col, **budget)
@@ -586,6 +598,18 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
         written["quality"] = write_json(quality_path(out, folder=True), quality.to_dict())
         result.info["quality"] = quality
     result.info["written"] = {k: str(v) for k, v in written.items()}
+    result.info["tracking"], result.info["tracking_text"] = None, "not recorded in MLflow (tracking off)"
+    if mlflow_tracking is not None:
+        try:  # after saving: a store that fails now costs the record, never the model
+            tracked = mlflow_tracking.log_training(result, written, data=table, params={
+                "id_col": id_col, "label_col": label_col, "split_col": split_col, "strict": strict, **budget})
+        except mlflow_tracking.TrackingError as exc:
+            result.info["tracking_text"] = f"warning: not recorded in MLflow (the model is saved): {exc}"
+        else:
+            result.info["tracking"] = tracked
+            result.info["tracking_text"] = (
+                f"recorded in MLflow run {tracked.run_id} ({tracked.tracking_uri})"
+                + (f"; registered as {tracked.model_uri} (alias champion)" if tracked.model_version else ""))
     return result
 
 

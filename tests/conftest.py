@@ -1,4 +1,9 @@
-"""Fixtures shared by the test-suite."""
+"""Fixtures shared by the test-suite.
+
+MLflow: no test writes the project's tracking store; the root ``conftest.py`` points
+``MLFLOW_TRACKING_URI`` at a session store in a temporary folder before any test or kernel starts.
+Tests that need another store (a server) set it with ``monkeypatch``.
+"""
 from __future__ import annotations
 
 from pathlib import Path

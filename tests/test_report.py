@@ -251,3 +251,75 @@ def test_duration_column_reaches_the_notebooks_that_declare_it(tmp_path: Path, t
     assert "tenure in tenure_days" in (root / "reports" / "10_retention.html").read_text()
     run_report(None, tiny_log, root=root, log=lambda m: None)
     assert "tenure in None" in (root / "reports" / "10_retention.html").read_text()
+
+
+TRACKED_PARAMS = "data = None\nmlflow_run_id = None\ntracking = True\noutput_dir = None"
+_SHOW_RUN = ("import os\nprint('run is', mlflow_run_id, '; tracking is', tracking)\n"
+             "print('store is', os.environ.get('MLFLOW_TRACKING_URI'))")
+
+
+def _tracked_project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    _write_nb(root / "notebooks" / "05_models.ipynb", [
+        _SHOW_RUN,
+        "import matplotlib.pyplot as plt\nfrom churnlib import plotting, report\n"
+        "fig, ax = plt.subplots(); ax.plot([1, 2]); plotting.savefig(fig, 'tracked_plot', output_dir)\n"
+        "report.record_key_numbers({'Answer': 42}, '05_models', output_dir)"], params=TRACKED_PARAMS)
+    _write_nb(root / "notebooks" / "06_untracked.ipynb", ["print('no tracking parameters here')"])
+    return root
+
+
+def test_a_tracked_run_is_one_mlflow_run_that_the_notebooks_and_the_index_name(
+        tmp_path: Path, tiny_log: Path, monkeypatch: pytest.MonkeyPatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    root = _tracked_project(tmp_path)
+    messages: list[str] = []
+    result = run_report(None, tiny_log, root=root, tracking=True, log=messages.append)
+
+    assert result.run_id and result.tracking_uri == uri
+    page = (root / "reports" / "05_models.html").read_text()
+    # injected into the notebook that declares it; the kernel logs into the runner's store
+    assert f"run is {result.run_id} ; tracking is True" in page and f"store is {uri}" in page
+    index = (root / "reports" / "index.html").read_text()
+    assert f'<code class="run-id">{result.run_id}</code>' in index and result.run_url in index
+    assert result.run_url.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert any(result.run_id in m for m in messages)
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["kind"] == "report" and run.data.tags["data_fingerprint"] == result.fingerprint
+    assert run.data.tags["key.05_models/Answer"] == "42"
+    logged = {a.path for folder in ("figures", "reports") for a in client.list_artifacts(result.run_id, folder)}
+    assert {"figures/tracked_plot.png", "reports/index.html"} <= logged
+    assert os.environ["MLFLOW_TRACKING_URI"] == uri  # the kernels' setting did not leak into this process
+
+
+def test_an_untracked_run_injects_tracking_off_and_records_nothing(
+        tmp_path: Path, tiny_log: Path, monkeypatch: pytest.MonkeyPatch):
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    root = _tracked_project(tmp_path)
+    result = run_report(None, tiny_log, root=root, tracking=False, log=lambda m: None)
+    assert result.run_id is None
+    assert "run is None ; tracking is False" in (root / "reports" / "05_models.html").read_text()
+    assert "Not recorded in MLflow" in (root / "reports" / "index.html").read_text()
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_an_unreachable_tracking_server_stops_the_report_before_any_notebook(
+        tmp_path: Path, tiny_log: Path, monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    root = _tracked_project(tmp_path)
+    messages: list[str] = []
+    with pytest.raises(ValueError, match=f"127.0.0.1:{port}.*does not answer"):
+        run_report(None, tiny_log, root=root, log=messages.append)
+    assert not any("05_models" in m for m in messages)
+    assert not (root / "reports" / "index.html").exists()
