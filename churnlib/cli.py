@@ -174,7 +174,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
                            reasons=args.reasons, strict=args.strict, allow_duplicates=args.allow_duplicates,
                            as_of=args.as_of)
     _print_account(scored.attrs.get("quality"))
-    print(f"wrote {args.out}: {len(scored):,} users scored" + (" with their top three reasons" if args.reasons else ""))
+    print(f"wrote {args.out}: {len(scored):,} users scored" + (" with their top three reasons" if args.reasons else "")
+          + f" by model {scored.attrs.get('model_version', '?')}")
     if quality_path(args.out).is_file():
         print(f"wrote {quality_path(args.out)}: the data-quality account")
     return 0

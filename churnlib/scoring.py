@@ -409,8 +409,10 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         check.apply_to(quality)
         scored = _score_checked(loaded, check, n_jobs=n_jobs, reasons=reasons)
     scored.attrs["quality"] = quality
+    scored.attrs["model_version"] = loaded.version
     atomic_write(out, lambda tmp: scored.to_csv(tmp, index=False, float_format="%.6f"))
     write_json(quality_path(out), {
         **quality.to_dict(), "command": "score", "output": str(out), "rows_scored": len(scored),
-        "rows_flagged": check.rows_flagged, "model": loaded.info.get("sha256"), "checks": check.to_dict()})
+        "rows_flagged": check.rows_flagged, "model": loaded.info.get("sha256"),
+        "model_version": loaded.version, "checks": check.to_dict()})
     return scored

@@ -61,6 +61,7 @@ def test_score_a_table_writes_ids_probabilities_labels_and_bands(event_model, tm
     assert written.loc[flagged, scoring.WARNINGS_COLUMN].str.contains(": unseen category '").all()
     quality = json.loads((tmp_path / "risk.csv.quality.json").read_text())
     assert quality["rows_read"] == quality["rows_kept"] == quality["rows_scored"] == len(table)
+    assert quality["model_version"] == model.version == risk.attrs["model_version"]  # which model scored them
     assert risk.attrs["quality"].to_dict() == {k: quality[k] for k in risk.attrs["quality"].to_dict()}
     p = risk["churn_probability"].to_numpy()
     np.testing.assert_allclose(p, model.churn_probability(table))
