@@ -260,9 +260,18 @@ class PredictionStore:
         self._pid = os.getpid()
 
     def _check_version(self, con: sqlite3.Connection) -> int:
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        app = con.execute("PRAGMA application_id").fetchone()[0]
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # One read snapshot: another process may commit the schema between three separate reads
+        # (tables already there, application id not yet read as set).
+        own = not con.in_transaction
+        if own:
+            con.execute("BEGIN")
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            app = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            if own:
+                con.execute("COMMIT")
         if app != APPLICATION_ID and (tables or version):
             raise StoreError("is a SQLite database but not a churnlib prediction store "
                              f"(tables: {', '.join(tables[:5]) or 'none'}); give another --store path",

@@ -49,6 +49,7 @@ Additions to the agreed interface: :class:`TrackingError`, :func:`check_store`,
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -62,8 +63,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
 
-import mlflow
-import mlflow.pyfunc
+with warnings.catch_warnings():
+    # mlflow imports tqdm.auto, which warns on a notebook's stderr when ipywidgets is absent (no bar is shown)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    importlib.import_module("tqdm.auto")
+    import mlflow
+    import mlflow.pyfunc
+# Creating or migrating the store's tables is routine, not news for a report reader (it logs at INFO).
+for _name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient

@@ -2,7 +2,9 @@
 
 MLflow: no test writes the project's tracking store; the root ``conftest.py`` points
 ``MLFLOW_TRACKING_URI`` at a session store in a temporary folder before any test or kernel starts.
-Tests that need another store (a server) set it with ``monkeypatch``.
+Tracking is off inside each test here (:func:`_no_tracking_by_default`: it adds seconds to every training
+run); the tracking tests turn it on themselves, and the notebooks that nbval runs track into the session
+store. Tests that need another store (a server) set it with ``monkeypatch``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training in a test records no MLflow run unless the test turns tracking on (``tracking=True``, or
+    ``monkeypatch.delenv("CHURNLIB_TRACKING")``)."""
+    monkeypatch.setenv("CHURNLIB_TRACKING", "0")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 EVENT_SAMPLE = SHARED_DATA / "sparkify_events_2018-11_sample.ndjson.gz"

@@ -320,6 +320,6 @@ def test_an_unreachable_tracking_server_stops_the_report_before_any_notebook(
     root = _tracked_project(tmp_path)
     messages: list[str] = []
     with pytest.raises(ValueError, match=f"127.0.0.1:{port}.*does not answer"):
-        run_report(None, tiny_log, root=root, log=messages.append)
+        run_report(None, tiny_log, root=root, tracking=True, log=messages.append)
     assert not any("05_models" in m for m in messages)
     assert not (root / "reports" / "index.html").exists()
