@@ -49,3 +49,29 @@ def mini_user_features() -> Path:
 def spotify_snapshot() -> Path:
     """The public Spotify churn snapshot table (8,000 users)."""
     return _shared(SPOTIFY_SNAPSHOT)
+
+
+@pytest.fixture(scope="session")
+def sim_log(tmp_path_factory) -> Path:
+    """A small simulated event log (150 users x 45 days, seed 3), written once per session."""
+    from churnlib.simulate import write_event_log
+
+    path = tmp_path_factory.mktemp("log") / "sim.parquet"
+    write_event_log(path, n_users=150, days=45, seed=3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sim_trained(sim_log, tmp_path_factory):
+    """A model trained on the event features of :func:`sim_log` as the pipeline trains it
+    (``run_training`` on ``build_features``, CI-sized), saved once per session; returns
+    ``(model folder, feature table)``. Tests copy the folder before changing anything in it."""
+    from churnlib import features
+    from churnlib.training import run_training
+
+    table = features.build_features(sim_log, features.observation_dates(sim_log, 14), horizon_days=14)
+    r = run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
+                     n_permutations=1, n_bootstrap=10)
+    out = tmp_path_factory.mktemp("model")
+    r.save(out)
+    return out, table

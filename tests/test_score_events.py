@@ -15,8 +15,6 @@ from churnlib.labels import to_epoch_ms
 from churnlib.load import DataValidationError, load_event_records, load_events
 from churnlib.model import ChurnModel
 from churnlib.schema import CHURN_PAGE, MS_PER_DAY
-from churnlib.simulate import write_event_log
-from churnlib.training import run_training
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sparkify_events_2018-11_sample.ndjson.gz"
 needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason="../shared/data (real Sparkify sample) is absent")
@@ -129,21 +127,9 @@ def test_bad_record_lists_are_refused_with_clear_errors():
 
 
 @pytest.fixture(scope="module")
-def sim_log(tmp_path_factory):
-    path = tmp_path_factory.mktemp("log") / "sim.parquet"
-    write_event_log(path, n_users=150, days=45, seed=3)
-    return path
-
-
-@pytest.fixture(scope="module")
-def event_model(sim_log, tmp_path_factory):
+def event_model(sim_trained):
     """A model trained as the pipeline trains it (run_training on build_features), CI-sized."""
-    table = features.build_features(sim_log, features.observation_dates(sim_log, 14), horizon_days=14)
-    r = run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
-                     n_permutations=1, n_bootstrap=10)
-    out = tmp_path_factory.mktemp("model")
-    r.save(out)
-    return out
+    return sim_trained[0]
 
 
 @pytest.fixture(scope="module")

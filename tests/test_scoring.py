@@ -10,32 +10,18 @@ import pytest
 
 from churnlib import artifact as A
 from churnlib import evaluation as ev
-from churnlib import features, scoring
+from churnlib import scoring
 from churnlib import models as M
 from churnlib import thresholds as th
 from churnlib.calibration import CalibratedClassifier
 from churnlib.load import DataValidationError, load_events
 from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
-from churnlib.simulate import write_event_log
-from churnlib.training import run_training
 
 
 @pytest.fixture(scope="module")
-def sim_log(tmp_path_factory):
-    path = tmp_path_factory.mktemp("log") / "sim.parquet"
-    write_event_log(path, n_users=150, days=45, seed=3)
-    return path
-
-
-@pytest.fixture(scope="module")
-def event_model(sim_log, tmp_path_factory):
-    """A model trained on event features of the simulated log (run_training, CI-sized)."""
-    table = features.build_features(sim_log, features.observation_dates(sim_log, 14), horizon_days=14)
-    r = run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
-                       n_permutations=1, n_bootstrap=10)
-    out = tmp_path_factory.mktemp("model")
-    r.save(out)
-    return out, table
+def event_model(sim_trained):
+    """The session's model trained on event features of the simulated log, and its feature table."""
+    return sim_trained
 
 
 def test_score_a_table_writes_ids_probabilities_labels_and_bands(event_model, tmp_path):

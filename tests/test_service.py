@@ -22,7 +22,6 @@ from churnlib import models as M
 from churnlib.artifact import ArtifactError
 from churnlib.intervals import Interval
 from churnlib.model import ARTIFACT_NAME, ChurnModel
-from churnlib.simulate import write_event_log
 from churnlib.store import PredictionStore
 
 AS_OF = "2018-11-10"
@@ -32,13 +31,6 @@ TRAIN_DATES = ["2018-10-22", "2018-10-29"]
 # --------------------------------------------------------------------------------------------
 # Fixtures: a small event model (calibrated LightGBM, the usual final model) and a row model
 # --------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sim_log(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("log") / "sim.parquet"
-    write_event_log(path, n_users=150, days=45, seed=3)
-    return path
-
 
 @pytest.fixture(scope="module")
 def events(sim_log) -> pd.DataFrame:

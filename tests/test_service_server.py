@@ -21,32 +21,18 @@ import httpx
 import pandas as pd
 import pytest
 
-from churnlib import features, scoring
+from churnlib import scoring
 from churnlib.model import ARTIFACT_NAME, ChurnModel
-from churnlib.simulate import write_event_log
 from churnlib.store import PredictionStore
-from churnlib.training import run_training
 
 START_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 15.0
 
 
 @pytest.fixture(scope="module")
-def sim_log(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("log") / "sim.parquet"
-    write_event_log(path, n_users=150, days=45, seed=3)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(sim_log, tmp_path_factory) -> Path:
-    """A model trained on event features of the simulated log (run_training, CI-sized)."""
-    table = features.build_features(sim_log, features.observation_dates(sim_log, 14), horizon_days=14)
-    result = run_training(table, "userId", "churned", models=("logreg",), strategies=("none",), search_budget=0,
-                          n_permutations=1, n_bootstrap=10)
-    out = tmp_path_factory.mktemp("model")
-    result.save(out)
-    return out
+def model_dir(sim_trained) -> Path:
+    """The session's model trained on event features of the simulated log (run_training, CI-sized)."""
+    return sim_trained[0]
 
 
 @pytest.fixture(scope="module")
