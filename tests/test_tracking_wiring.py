@@ -6,7 +6,6 @@ never writes the project's store, and that the notebooks nbval ran in this sessi
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnlib import paths
 from churnlib.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
