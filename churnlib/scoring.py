@@ -45,7 +45,8 @@ from churnlib.outputs import check_output, quality_path
 from churnlib.schema import CHURN_PAGE, MS_PER_DAY
 
 __all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "ScoredEvents", "WARNINGS_COLUMN", "default_as_of",
-           "features_from_events", "parse_as_of", "score_command", "score_events", "score_frame"]
+           "features_from_events", "parse_as_of", "score_checked", "score_command", "score_events",
+           "score_frame"]
 
 #: Columns of the risk file after the id column.
 OUTPUT_COLUMNS: tuple[str, ...] = ("churn_probability", "churn_label", "risk_band")
@@ -92,10 +93,13 @@ def score_frame(model: ChurnModel, frame: pd.DataFrame, id_col: str | None = Non
         See :func:`churnlib.input_checks.check_input`.
     """
     check = check_input(model, frame, id_col=id_col, strict=strict, allow_duplicates=allow_duplicates)
-    return _score_checked(model, check, n_jobs=n_jobs, reasons=reasons)
+    return score_checked(model, check, n_jobs=n_jobs, reasons=reasons)
 
 
-def _score_checked(model: ChurnModel, check: InputCheck, *, n_jobs: int, reasons: bool) -> pd.DataFrame:
+def score_checked(model: ChurnModel, check: InputCheck, *, n_jobs: int, reasons: bool) -> pd.DataFrame:
+    """Score rows that :func:`churnlib.input_checks.check_input` already checked (:func:`score_frame`
+    without checking them again): the id columns, :data:`OUTPUT_COLUMNS` (and :data:`REASON_COLUMNS`)
+    and :data:`WARNINGS_COLUMN` from ``check``."""
     frame = check.frame
     model.set_threads(n_jobs)
     p = model.churn_probability(frame)
@@ -275,7 +279,7 @@ def score_events(model: ChurnModel, log: EventLog | pd.DataFrame, as_of: str | i
     current, left_out = _current_users(events, t, source, quality)
     check = check_input(model, current, id_col="userId", strict=strict, source=source)
     check.apply_to(quality, per="users")
-    scores = _score_checked(model, check, n_jobs=n_jobs, reasons=reasons)
+    scores = score_checked(model, check, n_jobs=n_jobs, reasons=reasons)
     features = check.frame[["userId", *model.feature_names]].reset_index(drop=True)
     return ScoredEvents(scores=scores, features=features, as_of=t, quality=quality, left_out=left_out,
                         check=check)
@@ -407,7 +411,7 @@ def score_command(model: str | os.PathLike, events: str | os.PathLike | None = N
         check = check_input(loaded, snap.table, id_col=id_col or loaded.id_col, strict=strict,
                             allow_duplicates=allow_duplicates, source=str(path), lines=lines, unit=unit)
         check.apply_to(quality)
-        scored = _score_checked(loaded, check, n_jobs=n_jobs, reasons=reasons)
+        scored = score_checked(loaded, check, n_jobs=n_jobs, reasons=reasons)
     scored.attrs["quality"] = quality
     scored.attrs["model_version"] = loaded.version
     atomic_write(out, lambda tmp: scored.to_csv(tmp, index=False, float_format="%.6f"))

@@ -530,10 +530,9 @@ class _Service:
         try:
             check = check_input(model, frame, id_col=model.id_col, source="request",
                                 lines=np.arange(1, len(frame) + 1), unit="row")
-            scores = scoring.score_frame(model, check.frame, id_col=check.id_col, n_jobs=1, reasons=self.reasons)
         except load.DataValidationError as err:
             raise _data_error(err, "rows") from None
-        scores[scoring.WARNINGS_COLUMN] = check.warnings.to_numpy()  # the first check's words (text numbers)
+        scores = scoring.score_checked(model, check, n_jobs=1, reasons=self.reasons)
         notes += check.notes
         if check.dropped:
             notes += [f"dropped {n:,} row{'s' if n != 1 else ''}: {reason}" for reason, n in check.dropped.items()]

@@ -65,6 +65,7 @@ __all__ = [
     "compare_many",
     "concordance_index",
     "concordance_interval",
+    "durations_for",
     "durations_from_events",
     "durations_from_table",
     "expected_retention",
@@ -250,6 +251,32 @@ def durations_from_table(table: pd.DataFrame, *, duration_col: str, event_col: s
     rest = table.drop(columns=[c for c in (duration_col, event_col, id_col) if c]).reset_index(drop=True)
     rest = rest.drop(columns=[c for c in rest.columns if c in out.columns])
     return pd.concat([out, rest], axis=1)
+
+
+def durations_for(loaded: Any, kind: str, *, duration_col: str | None = None, label_col: str | None = None,
+                  id_col: str | None = None) -> pd.DataFrame | None:
+    """Durations of whatever the notebooks loaded: an event log gives them itself; a snapshot table
+    only through its tenure column.
+
+    Parameters
+    ----------
+    loaded : churnlib.load.EventLog or churnlib.load.SnapshotTable
+        From :func:`churnlib.load.load_events` / :func:`churnlib.load.load_snapshot`.
+    kind : str
+        ``"events"`` or ``"snapshot"``.
+    duration_col, label_col, id_col : str, optional
+        Snapshot tables: tenure (days), label and id columns (:func:`durations_from_table`).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        None for a snapshot without ``duration_col`` (it says whether each user left, not after how long).
+    """
+    if kind == "events":
+        return durations_from_events(loaded.events)
+    if not duration_col:
+        return None
+    return durations_from_table(loaded.table, duration_col=duration_col, event_col=label_col, id_col=id_col)
 
 
 # --------------------------------------------------------------------------------------------

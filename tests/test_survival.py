@@ -208,6 +208,18 @@ def test_snapshot_with_duration_column_recovers_exponential_median():
     assert set(comp.curves) == {"Free", "Premium"} and not bool(comp.overall["significant"])
 
 
+def test_durations_for_follows_the_kind_of_data():
+    from types import SimpleNamespace
+
+    tab = pd.DataFrame({"id": ["a", "b"], "tenure": [3.0, 5.0], "y": [0, 1]})
+    snap = SimpleNamespace(table=tab)
+    assert sv.durations_for(snap, "snapshot", label_col="y", id_col="id") is None  # no tenure: no durations
+    d = sv.durations_for(snap, "snapshot", duration_col="tenure", label_col="y", id_col="id")
+    pd.testing.assert_frame_equal(d, sv.durations_from_table(tab, duration_col="tenure", event_col="y", id_col="id"))
+    ev = simulate_events(40, 20, seed=1)
+    pd.testing.assert_frame_equal(sv.durations_for(SimpleNamespace(events=ev), "events"), sv.durations_from_events(ev))
+
+
 def test_snapshot_bad_columns_are_named():
     tab = pd.DataFrame({"id": [1, 2, 3], "tenure": [3.0, -1.0, 2.0], "y": [0, 1, 0]})
     with pytest.raises(DataValidationError) as e:
