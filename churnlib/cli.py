@@ -225,6 +225,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from churnlib.dashboard.products import DASHBOARD_DIR_ENV, load_products
+
+    root = Path(args.reports_dir) if args.reports_dir else paths.output_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (--reports-dir is the folder `make report` wrote into: "
+                                "the one holding data/, models/ and reports/)")
+    missing = load_products(root).missing
+    _check_port(args.host, args.port)
+    app = Path(__file__).resolve().parent / "dashboard" / "app.py"
+    url = f"http://{args.host}:{args.port}"
+    print(f"dashboard on {url} over {root}"
+          + (f" (missing: {'; '.join(missing)}: run `make report` first; the pages say what they lack)" if missing else "")
+          + "; Ctrl+C stops it", flush=True)
+    # Streamlit's own server, on the address given (loopback by default), without a browser, telemetry or a
+    # file watcher; the app reads the folder from the environment (streamlit run passes no arguments to it).
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+               "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+    env = {**os.environ, DASHBOARD_DIR_ENV: str(root.resolve())}
+    try:
+        status = subprocess.call(command, env=env)
+    except KeyboardInterrupt:  # Ctrl+C reaches streamlit too; it shuts down by itself
+        status = 0
+    print("dashboard stopped", flush=True)
+    return status
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     scripts = sorted((paths.project_root() / "benchmarks").glob("bench_*.py"))
     if args.only:
@@ -375,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (info: one line per request)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("dashboard", help="the retention dashboard (Streamlit) over what `make report` wrote")
+    p.add_argument("--reports-dir", default=None,
+                   help="the folder `make report` wrote into (holding data/, models/, reports/; default: the project)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("bench", help="run the benchmarks")
     p.add_argument("--only", default=None, help="run benchmarks whose name contains this")

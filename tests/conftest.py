@@ -75,3 +75,22 @@ def sim_trained(sim_log, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     r.save(out)
     return out, table
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (``local[2]``, bound to 127.0.0.1) for the whole test session, stopped at
+    its end. Without Java 17 or PySpark the Spark tests skip with the install command; under ``CI=true``
+    they fail instead, so a CI machine without Java cannot pass silently."""
+    import os
+
+    from churnlib.spark_session import get_spark, java_missing_reason, stop_spark
+
+    reason = java_missing_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Spark tests cannot run under CI=true: {reason}")
+        pytest.skip(reason)
+    session = get_spark("local[2]")
+    yield session
+    stop_spark()
