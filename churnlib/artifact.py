@@ -156,9 +156,11 @@ def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Ar
     """
     path = Path(path)
     if path.is_dir():
-        found = sorted(path.glob("*.joblib"))
+        # The artifact is the .joblib with a manifest beside it: the models stage also writes the what-if
+        # model (whatif.joblib, described by whatif.json), which is not a ChurnModel.
+        found = sorted(p for p in path.glob("*.joblib") if manifest_path(p).is_file())
         if len(found) != 1:
-            raise ArtifactError(f"{path}: expected exactly one .joblib artifact, found {len(found)}")
+            raise ArtifactError(f"{path}: expected exactly one .joblib artifact with its manifest, found {len(found)}")
         path = found[0]
     if path.name.endswith(".manifest.json"):
         path = path.with_name(path.name.removesuffix(".manifest.json") + ".joblib")

@@ -14,7 +14,8 @@ import pandas as pd
 from churnlib.intervals import Interval
 
 __all__ = ["agreement_sentences", "agreement_table", "baseline_sentence", "paired_table",
-           "search_sentence", "selection_sentences", "leakage_sentence", "summary_sentences", "summary_table"]
+           "search_sentence", "selection_sentences", "leakage_sentence", "summary_sentences", "summary_table",
+           "whatif_sentence", "whatif_table"]
 
 
 def summary_table(candidates: Sequence, where: str = "cv",
@@ -357,3 +358,65 @@ def leakage_sentence(metrics: dict | None) -> str:
     parts += [f"{r}" for r in relations]
     return (f"{len(dropped)} column(s) were left out because they give the answer away rather than predict it: "
             + "; ".join(parts) + ".")
+
+
+_FIGURE_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier score"}
+
+
+def whatif_sentence(whatif: dict | None) -> str:
+    """Plain words on the what-if model: what it is for and its holdout figures beside the main model's.
+
+    Parameters
+    ----------
+    whatif : dict or None
+        The ``whatif`` entry of ``metrics.json`` (:meth:`churnlib.whatif.WhatIfResult.to_dict`), or
+        ``{"skipped": reason}`` when none was trained.
+
+    Returns
+    -------
+    str
+        E.g. "A simplified six-signal model for what-if questions, not the model that scores users:
+        holdout ROC-AUC 0.690 (0.52–0.85) against the main model's 0.719 (0.545–0.902) ...".
+    """
+    if not whatif:
+        return "No what-if model was trained (run the models stage)."
+    if whatif.get("skipped"):
+        return f"No what-if model: {whatif['skipped']}."
+    own = _iv((whatif.get("holdout") or {}).get("roc_auc"))
+    main = (whatif.get("main_holdout") or {}).get("roc_auc")
+    rows = whatif.get("rows_test")
+    where = (f" on the same {rows:,} held-out rows ({whatif.get('users_test', 0):,} users)" if rows else
+             " on the same held-out users")
+    text = ("A simplified six-signal model for what-if questions, not the model that scores users: holdout "
+            f"ROC-AUC {own.text()}" + (f" against the main model's {_iv(main).text()}{where}" if main else where))
+    if main and own.overlaps(_iv(main)):
+        text += " (the intervals overlap: neither ranks users clearly better)"
+    text += "."
+    if own.covers(0.5) or own.below(0.5):
+        return text + (" Its interval reaches 0.5: it does not rank users clearly better than chance, so its "
+                       "answers only illustrate the directions it is built to follow.")
+    return text + (" Use it to see which way the risk moves when a signal changes; the risk list and its "
+                   "reasons come from the main model.")
+
+
+def whatif_table(whatif: dict | None) -> pd.DataFrame:
+    """The what-if model's holdout figures beside the main model's (``value (low–high)``).
+
+    Parameters
+    ----------
+    whatif : dict or None
+        The ``whatif`` entry of ``metrics.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ROC-AUC, PR-AUC, Brier score; columns for the main model and the what-if model (empty
+        when no what-if model was trained).
+    """
+    if not whatif or whatif.get("skipped"):
+        return pd.DataFrame()
+    own, main = whatif.get("holdout") or {}, whatif.get("main_holdout") or {}
+    names = [k for k in ("roc_auc", "pr_auc", "brier") if k in own]
+    return pd.DataFrame({"main model (holdout)": [_iv(main.get(k)).text() if main.get(k) else "n/a" for k in names],
+                         "what-if model, 6 signals (holdout)": [_iv(own[k]).text() for k in names]},
+                        index=pd.Index([_FIGURE_NAMES[k] for k in names], name="metric"))

@@ -17,7 +17,9 @@ features           02_features             events; as_of, horizon_days,         
                                            inactivity_days
 feature_set        03_feature_validation   features (or the snapshot table)           ``data/processed/feature_set.json``
 models             05_models               features, feature_set; training budget     ``models/churn_model.joblib``,
-                                                                                      ``models/metrics.json``
+                                                                                      ``models/metrics.json``,
+                                                                                      ``models/predictions.parquet``,
+                                                                                      ``models/whatif.json`` (events)
 explanations       06_explanations         models, features                           ``data/processed/risk_scores.parquet``,
                                                                                       ``data/processed/drivers.csv``
 monitoring         07_monitoring           models, features                           ``data/processed/monitoring.json``
@@ -67,7 +69,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("feature_set", "03_feature_validation", ("features",), ("label_col",), ("data/processed/feature_set.json",)),
     Stage("models", "05_models", ("features", "feature_set"),
           ("models", "strategies", "n_splits", "n_repeats", "search_budget", "n_permutations", "seed"),
-          ("models/churn_model.joblib", "models/metrics.json")),
+          ("models/churn_model.joblib", "models/metrics.json", "models/predictions.parquet", "models/whatif.json")),
     Stage("explanations", "06_explanations", ("models", "features"), (),
           ("data/processed/risk_scores.parquet", "data/processed/drivers.csv")),
     Stage("monitoring", "07_monitoring", ("models", "features"), ("scenarios",), ("data/processed/monitoring.json",)),

@@ -42,7 +42,7 @@ from churnlib.selection import (
 from churnlib.artifact import library_versions
 from churnlib.calibration import CalibratedClassifier
 from churnlib.datasets import default_event_log
-from churnlib.files import write_json
+from churnlib.files import atomic_write, write_json
 from churnlib.intervals import Interval
 from churnlib.leakage import LeakageScreen, screen_leaks
 from churnlib.load import data_fingerprint as fingerprint_of
@@ -60,11 +60,18 @@ from churnlib.model import ARTIFACT_NAME, ChurnModel, feature_schema
 from churnlib.outputs import QUALITY_NAME, check_output, quality_path
 from churnlib.pipeline import feature_table, product_key
 from churnlib.store import REFERENCE_NAME, write_reference
+from churnlib.whatif import MANIFEST_NAME as WHATIF_MANIFEST
+from churnlib.whatif import SIGNALS as WHATIF_SIGNALS
+from churnlib.whatif import WHATIF_NAME, WhatIfResult, fit_whatif, skip_reason
 
-__all__ = ["ARTIFACT_NAME", "TrainTestParts", "TrainingResult", "run_training", "saved_model", "split_table",
-           "train_command", "training_table"]
+__all__ = ["ARTIFACT_NAME", "PREDICTIONS_NAME", "TrainTestParts", "TrainingResult", "run_training", "saved_model",
+           "split_table", "train_command", "training_table"]
 
 # --------------------------------------------------------------------------------------------
+
+#: Out-of-fold (training part) and holdout probabilities of the final model, beside it in ``models/``.
+PREDICTIONS_NAME = "predictions.parquet"
+
 
 def _records(res: pd.DataFrame | None) -> dict | None:
     if res is None:
@@ -91,6 +98,8 @@ class TrainTestParts:
         Columns left out because they cannot be features (constant, empty, a unique text per row).
     keys : pandas.DataFrame or None
         The training part's id column (and ``as_of`` in a stacked feature table), aligned with ``X``.
+    test : numpy.ndarray of bool or None
+        The holdout mask over the table's rows (True: held out).
     """
 
     X: pd.DataFrame
@@ -104,6 +113,7 @@ class TrainTestParts:
     leakage: LeakageScreen | None = None
     not_features: dict[str, str] | None = None
     keys: pd.DataFrame | None = None
+    test: np.ndarray | None = None
 
 
 def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -132,7 +142,7 @@ def split_table(table: pd.DataFrame, id_col: str, label_col: str, split_col: str
     keys = table.loc[~test, [c for c in (id_col, "as_of") if c in table.columns]].reset_index(drop=True)
     return TrainTestParts(X_all[~test].reset_index(drop=True), y_all[~test], g_all[~test],
                           X_all[test].reset_index(drop=True), y_all[test], g_all[test], suspects, text,
-                          screen, not_features, keys)
+                          screen, not_features, keys, test)
 
 
 @dataclass
@@ -179,6 +189,13 @@ class TrainingResult:
     train_rows : pandas.DataFrame or None
         The training part as the final model was fitted on it: id (and ``as_of``) and features; saved
         as the monitoring reference (``reference.parquet``).
+    whatif : churnlib.whatif.WhatIfResult or None
+        The six-signal what-if model, fitted on the same training part and scored on the same holdout.
+    whatif_skipped : str or None
+        Why no what-if model was trained (a snapshot table lacks the signals).
+    row_keys : pandas.DataFrame or None
+        Id (and ``as_of``) of the training rows then the holdout rows, aligned with ``oof`` then
+        ``holdout_proba`` (:meth:`predictions`).
     """
 
     candidates: list[Candidate]
@@ -202,6 +219,27 @@ class TrainingResult:
     agreement: Agreement | None = None
     baseline: BaselineCheck | None = None
     train_rows: pd.DataFrame | None = None
+    whatif: WhatIfResult | None = None
+    whatif_skipped: str | None = None
+    row_keys: pd.DataFrame | None = None
+
+    def predictions(self) -> pd.DataFrame | None:
+        """The final model's honest probabilities, one row per table row (``predictions.parquet``).
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            The id column (and ``as_of``), ``part`` (``"oof"``: out-of-fold on the training part,
+            calibrated as the model is; ``"holdout"``: the refitted model on the holdout), ``y`` (0/1)
+            and ``p``; training rows first, in table order. None without :attr:`row_keys`.
+        """
+        if self.row_keys is None:
+            return None
+        n_train, n_test = len(self.y_train), len(self.y_test)
+        return self.row_keys.reset_index(drop=True).assign(
+            part=pd.Series(["oof"] * n_train + ["holdout"] * n_test, dtype="string").to_numpy(),
+            y=np.r_[self.y_train, self.y_test].astype("int64"),
+            p=np.r_[np.atleast_2d(self.oof).mean(axis=0), self.holdout_proba].astype("float64"))
 
     @property
     def signal_detected(self) -> bool:
@@ -260,6 +298,8 @@ class TrainingResult:
             "selection": self.selection.to_dict() if self.selection is not None else None,
             "agreement": self.agreement.to_dict() if self.agreement is not None else None,
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+            "whatif": (self.whatif.to_dict() if self.whatif is not None else
+                       {"skipped": self.whatif_skipped or "not trained"}),
         }
 
     def key_numbers(self) -> dict[str, str]:
@@ -331,8 +371,23 @@ class TrainingResult:
                   "signal_detected": self.signal_detected,
                   "data_fingerprint": data_fingerprint, "data": metrics["data"], "reference": ref_info,
                   **({"product_key": key} if key is not None else {})})
+        written_more = {}
+        preds = self.predictions()
+        if preds is not None:
+            written_more["predictions"] = atomic_write(out / PREDICTIONS_NAME,
+                                                       lambda tmp: preds.to_parquet(tmp, index=False))
+            metrics["predictions"] = {"file": PREDICTIONS_NAME, "rows_oof": len(self.y_train),
+                                      "rows_holdout": len(self.y_test)}
+        if self.whatif is not None:
+            written_more["whatif_manifest"] = self.whatif.model.save(
+                out, info={**metrics["whatif"], "data_fingerprint": data_fingerprint})
+            written_more["whatif"] = out / WHATIF_NAME
+        else:  # a what-if model left by an earlier run on other data must not be read as this one's
+            for name in (WHATIF_NAME, WHATIF_MANIFEST):
+                (out / name).unlink(missing_ok=True)
         mpath = write_json(out / "metrics.json", metrics)
-        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath, **written_ref}
+        return {"artifact": out / ARTIFACT_NAME, "manifest": manifest, "metrics": mpath, **written_ref,
+                **written_more}
 
 
 def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: str | None = None, *,
@@ -342,7 +397,7 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                  n_permutations: int = 19, n_bootstrap: int = 200, holdout_fraction: float = 0.2,
                  cost_fn: float | None = None, cost_fp: float | None = None, exclude: Sequence[str] = (),
                  drop_suspects: bool = True, alpha: float = 0.05, seed: int = 0,
-                 n_jobs: int = 1) -> TrainingResult:
+                 n_jobs: int = 1, whatif_table: pd.DataFrame | None = None) -> TrainingResult:
     """Hold out, compare, tune, calibrate, set the threshold, refit, evaluate once, test for signal.
 
     The choice is made without a winner's curse (:mod:`churnlib.selection`): candidates are compared
@@ -386,6 +441,12 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
     alpha : float
         Significance level of the permutation test.
     seed, n_jobs : int
+    whatif_table : pandas.DataFrame, optional
+        The same rows as ``table`` in the same order with every feature, when ``table`` lost some of
+        the what-if signals to the feature set (``05_models`` passes the features stage's table);
+        default ``table``. The what-if model (:func:`churnlib.whatif.fit_whatif`) is fitted on the same
+        training part and scored on the same holdout; without its six signals it is skipped and
+        ``metrics.json`` says why.
 
     Returns
     -------
@@ -455,6 +516,11 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                                       seed=seed, n_jobs=n_jobs, alpha=alpha)
     baseline = _baseline_check(candidates, final, X, y, X_te, y_te, g_te, p_test, metric=sel,
                                n_bootstrap=n_bootstrap, seed=seed)
+    whatif, whatif_skipped = _train_whatif(
+        table if whatif_table is None else whatif_table, table, id_col, label_col, parts, holdout,
+        left_out={**{c: "excluded" for c in (split_col, *exclude) if c},
+                  **{c: "a leakage suspect" for c in suspects}, **(parts.not_features or {})},
+        n_splits=n_splits, n_bootstrap=n_bootstrap, seed=seed)
     agreement = check_agreement(final.cv, holdout, y, final.oof, splits, y_te, g, split_given=split_col is not None,
                                 n_bootstrap=n_bootstrap, seed=seed)
     info = {
@@ -483,7 +549,26 @@ def run_training(table: pd.DataFrame, id_col: str, label_col: str, split_col: st
                           holdout_proba=p_test, y_test=y_te, oof=p_oof, y_train=y, permutation=permutation,
                           feature_schema=model.schema, info=info, selection=selection, agreement=agreement,
                           baseline=baseline,
-                          train_rows=pd.concat([parts.keys, X], axis=1) if parts.keys is not None else None)
+                          train_rows=pd.concat([parts.keys, X], axis=1) if parts.keys is not None else None,
+                          whatif=whatif, whatif_skipped=whatif_skipped,
+                          row_keys=(pd.concat([parts.keys, table.loc[parts.test, list(parts.keys.columns)]],
+                                              ignore_index=True) if parts.keys is not None else None))
+
+
+def _train_whatif(source: pd.DataFrame, table: pd.DataFrame, id_col: str, label_col: str,
+                  parts: TrainTestParts, holdout: pd.DataFrame, *, left_out: dict[str, str], n_splits: int,
+                  n_bootstrap: int, seed: int) -> tuple[WhatIfResult | None, str | None]:
+    """The what-if model on the main model's split, or None and why not (``source``: rows of ``table``)."""
+    why = skip_reason(source, left_out=left_out, like=table, id_col=id_col)
+    if why is not None:
+        return None, why
+    rows = pd.concat([table[[id_col, label_col]].reset_index(drop=True),
+                      source[list(WHATIF_SIGNALS)].reset_index(drop=True)], axis=1)
+    try:
+        return fit_whatif(rows, id_col, label_col, test=parts.test, main_holdout=holdout, n_splits=n_splits,
+                          n_bootstrap=n_bootstrap, seed=seed), None
+    except ValueError as exc:  # e.g. a fold with one class: the main model stands, the page says why
+        return None, f"the what-if model could not be fitted ({exc})"
 
 
 def _selection_reason(selection: Selection, leader: Candidate, best: Candidate, dummy: Candidate | None,
@@ -582,7 +667,8 @@ def train_command(table: str | os.PathLike, id_col: str, label_col: str, split_c
         tracking is off) and ``info["tracking_text"]`` one line saying where the run went.
     """
     out = Path(out) if out is not None else paths.models_dir()
-    check_output(out, inputs=[table], folder=True, names=(ARTIFACT_NAME, "metrics.json", QUALITY_NAME))
+    check_output(out, inputs=[table], folder=True, names=(ARTIFACT_NAME, "metrics.json", QUALITY_NAME,
+                                                          PREDICTIONS_NAME, WHATIF_NAME, WHATIF_MANIFEST))
     mlflow_tracking = None
     if paths.tracking_enabled(tracking):  # MLflow is imported only when tracking is on
         from churnlib import tracking as mlflow_tracking

@@ -81,8 +81,12 @@ def test_missing_or_broken_manifest_is_refused(fitted, tmp_path):
 def test_a_folder_must_hold_exactly_one_artifact(fitted, tmp_path):
     with pytest.raises(A.ArtifactError, match="found 0"):
         A.read_artifact(tmp_path)
-    save(fitted, tmp_path)
+    path = save(fitted, tmp_path)
+    # A .joblib without a manifest (the what-if model beside the churn model) is not an artifact.
+    joblib.dump(fitted[0], tmp_path / "whatif.joblib")
+    assert A.read_artifact(tmp_path).path == path
     joblib.dump(fitted[0], tmp_path / "other.joblib")
+    A.manifest_path(tmp_path / "other.joblib").write_bytes(A.manifest_path(path).read_bytes())
     with pytest.raises(A.ArtifactError, match="found 2"):
         A.read_artifact(tmp_path)
 
