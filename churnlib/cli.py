@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -226,7 +227,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from churnlib.dashboard.products import DASHBOARD_DIR_ENV, load_products
+    from churnlib.dashboard.products import DASHBOARD_ENV, load_products
 
     root = Path(args.reports_dir) if args.reports_dir else paths.output_root()
     if not root.is_dir():
@@ -244,13 +245,18 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
                "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
-    env = {**os.environ, DASHBOARD_DIR_ENV: str(root.resolve())}
+    env = {**os.environ, DASHBOARD_ENV: str(root.resolve())}
+    proc = subprocess.Popen(command, env=env)
+    # A SIGTERM to this process (a service manager, a test) stops the server too, never leaving it orphaned.
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
-        status = subprocess.call(command, env=env)
+        status = proc.wait()
     except KeyboardInterrupt:  # Ctrl+C reaches streamlit too; it shuts down by itself
-        status = 0
+        status = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("dashboard stopped", flush=True)
-    return status
+    return 0 if status in (0, -signal.SIGTERM, -signal.SIGINT) else status
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -78,6 +78,16 @@ def sim_trained(sim_log, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def dashboard_tree(sim_log, sim_trained, tmp_path_factory) -> Path:
+    """What ``make report`` writes, made small by the project's own functions (tests/dashboard_tree.py),
+    once per session, for the dashboard's tests; tests that change it copy it first."""
+    from tests.dashboard_tree import build_products_tree
+
+    model_dir, table = sim_trained
+    return build_products_tree(tmp_path_factory.mktemp("dashboard-tree"), sim_log, model_dir, table)
+
+
+@pytest.fixture(scope="session")
 def spark():
     """One local Spark session (``local[2]``, bound to 127.0.0.1) for the whole test session, stopped at
     its end. Without Java 17 or PySpark the Spark tests skip with the install command; under ``CI=true``
