@@ -85,7 +85,7 @@ def _time_page(page: Path, root: Path, repeats: int) -> tuple[float, float, list
     for _ in range(repeats):
         at = AppTest.from_file(str(app), default_timeout=300)
         at.run()
-        at.switch_page(f"pages/{page.name}")
+        at.switch_page(f"screens/{page.name}")
         st.cache_data.clear()
         st.cache_resource.clear()
         t0 = time.perf_counter()
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from churnlib.dashboard.products import synthetic_products
 
-    pages_dir = Path(__file__).resolve().parents[1] / "churnlib" / "dashboard" / "pages"
+    pages_dir = Path(__file__).resolve().parents[1] / "churnlib" / "dashboard" / "screens"
     tmp = Path(tempfile.mkdtemp(prefix="bench_dashboard_"))
     try:
         t0 = time.perf_counter()

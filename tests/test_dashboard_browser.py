@@ -29,9 +29,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "churnlib" / "dashboard" / "app.py"
 #: url path -> text the page shows once rendered (its title).
-PAGES = {"overview": None, "at_risk": "scored users", "user": None, "score_file": "Score a file",
+# url path -> a title it must show; the default page (overview) lives at the root, not at /overview
+PAGES = {"": None, "at_risk": "scored users", "user": None, "score_file": "Score a file",
          "what_if": "What-if", "model": "Model"}
-ERROR_WORDS = ("Traceback", "Exception", "Error:", "KeyError", "ValueError", "NameError")
+ERROR_WORDS = ("Traceback", "Exception", "Error:", "KeyError", "ValueError", "NameError", "Page not found")
 PAGE_STATE = """(() => {
   const grid = document.querySelector('[data-testid="stDataFrame"] [aria-rowcount]');
   return {text: document.body.innerText,
@@ -135,6 +136,10 @@ def test_every_page_renders_without_an_exception(server, browser):
         except AssertionError as exc:
             problems.append(str(exc))
             continue
+        if os.environ.get("CHURNLIB_SCREENSHOTS"):  # as the report browser test keeps its screenshots
+            shots = Path(os.environ["CHURNLIB_SCREENSHOTS"])
+            shots.mkdir(parents=True, exist_ok=True)
+            browser.screenshot(shots / f"dashboard_{path or 'overview'}.png")
         shown = [w for w in ERROR_WORDS if w in state["text"]]
         if state["exceptions"] or shown:
             problems.append(f"/{path} shows an exception ({shown}): {state['text'][-1200:]}")

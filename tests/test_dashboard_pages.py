@@ -2,7 +2,7 @@
 
 The tree is :func:`test_dashboard_products.build_products_tree` (the project's own functions on the
 session's simulated log and model), built once for this module. The app selects pages as a reader
-does: ``AppTest.from_file(app.py)`` runs the default page (overview), ``at.switch_page("pages/2_at_risk.py")``
+does: ``AppTest.from_file(app.py)`` runs the default page (overview), ``at.switch_page("screens/2_at_risk.py")``
 the others.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_overview_states_the_summary_findings(monkeypatch, products_tree, loaded
 
 
 def test_at_risk_filters_search_and_download(monkeypatch, products_tree, loaded):
-    at = _app(monkeypatch, products_tree, "pages/2_at_risk.py")
+    at = _app(monkeypatch, products_tree, "screens/2_at_risk.py")
     n = len(loaded.risk)
     assert _match_count(at) == (n, n)
     assert len(at.dataframe[0].value) == n
@@ -93,7 +93,7 @@ def test_at_risk_filters_search_and_download(monkeypatch, products_tree, loaded)
 
 def test_user_page_shows_that_users_risk_and_log(monkeypatch, products_tree, loaded):
     user = str(loaded.risk["userId"].iloc[3])
-    at = _app(monkeypatch, products_tree, "pages/3_user.py", user=user)
+    at = _app(monkeypatch, products_tree, "screens/3_user.py", user=user)
     r = loaded.risk.iloc[3]
     assert at.title[0].value == f"User {user}: {r['risk_band']} risk, churn probability {r['churn_probability']:.0%}"
     assert at.selectbox(key="user").value == user
@@ -119,7 +119,7 @@ def test_user_page_shows_that_users_risk_and_log(monkeypatch, products_tree, loa
     assert at.title[0].value.startswith(f"User {third}:") and at.query_params["user"] == third
 
 
-@pytest.mark.parametrize("page", [None, "pages/2_at_risk.py", "pages/3_user.py"])
+@pytest.mark.parametrize("page", [None, "screens/2_at_risk.py", "screens/3_user.py"])
 def test_pages_without_products_say_run_make_report(monkeypatch, tmp_path, page):
     at = _app(monkeypatch, tmp_path, page)
     assert at.info and "make report" in at.info[0].value

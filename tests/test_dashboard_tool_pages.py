@@ -39,7 +39,7 @@ def _app(root: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> AppTest:
     monkeypatch.setenv(DASHBOARD_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"screens/{page}")
     at.run()
     _clean(at)
     return at

@@ -8,7 +8,7 @@ recomputes the pipeline when a page loads. The modules:
 * :mod:`churnlib.dashboard.cache` holds the ``st.cache_data`` / ``st.cache_resource`` wrappers pages use;
 * :mod:`churnlib.dashboard.views` computes what pages 1-3 show (no Streamlit);
 * :mod:`churnlib.dashboard.tools` computes what pages 4-6 show (no Streamlit);
-* ``pages/*.py`` render, and ``app.py`` is the Streamlit entry point.
+* ``screens/*.py`` render, and ``app.py`` is the Streamlit entry point.
 
 This package file imports no Streamlit, so the computations stay importable without it.
 """

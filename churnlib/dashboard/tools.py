@@ -1,6 +1,6 @@
 """What the dashboard's tool pages compute (score a file, what-if, model), without Streamlit.
 
-Pages 4 to 6 of the retention dashboard (``churnlib/dashboard/pages/4_score_file.py``,
+Pages 4 to 6 of the retention dashboard (``churnlib/dashboard/screens/4_score_file.py``,
 ``5_what_if.py``, ``6_model.py``) only render what these functions return, so every figure they show
 is tested here.
 

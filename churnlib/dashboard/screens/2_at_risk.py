@@ -62,5 +62,5 @@ st.download_button("Download these users (CSV)", risk_csv(rows), file_name="at_r
 if len(rows):
     pick = st.selectbox("Open one user's page", rows["_id"].head(1000).tolist(), key="open_user",
                         help="The first 1,000 listed users, in the order above.")
-    st.page_link("pages/3_user.py", label=f"Open user {pick}", query_params={"user": pick},
+    st.page_link("screens/3_user.py", label=f"Open user {pick}", query_params={"user": pick},
                  icon=":material/person:")

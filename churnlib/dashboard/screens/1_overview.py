@@ -11,7 +11,7 @@ products = page_products("risk")
 o = cached_overview()
 
 st.title(o.title)
-cols = st.columns(4)
+cols = [c for _ in range(2) for c in st.columns(2)]  # two by two: the values carry their intervals
 cols[0].metric("Churn rate (whole log)", o.churn_rate or "not recorded")
 cols[1].metric("Churn trend", o.numbers.get("Churn trend") or o.sections["trend"].numbers.get("Churn trend", "n/a"))
 cols[2].metric("High-risk users", o.sections["risk"].numbers.get("High-risk users", "n/a"))
@@ -44,7 +44,7 @@ right.altair_chart(alt.Chart(o.bands).mark_bar().encode(
 st.markdown(risk.text)
 if risk.table is not None:
     st.dataframe(risk.table)
-st.page_link("pages/2_at_risk.py", label="Open the at-risk list", icon=":material/list:")
+st.page_link("screens/2_at_risk.py", label="Open the at-risk list", icon=":material/list:")
 
 quality = o.sections["quality"]
 st.subheader(quality.title)
