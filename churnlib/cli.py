@@ -130,11 +130,36 @@ def _cmd_fidelity(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        return _features_spark(args)
+    if args.as_of is None:
+        raise ValueError("at least one observation date (--as-of) is needed (only --engine spark picks them itself)")
     from churnlib.features import features_command
 
     table = features_command(args.events, args.as_of, args.horizon, args.out, strict=args.strict)
     _print_account(table.attrs.get("quality"))
     print(f"wrote {args.out}: {len(table):,} rows (user x date), {table['churned'].mean():.1%} positive")
+    print(f"wrote {quality_path(args.out)}: the data-quality account")
+    return 0
+
+
+def _features_spark(args: argparse.Namespace) -> int:
+    from churnlib.spark_features import build_features_spark
+    from churnlib.spark_session import java_missing_reason
+
+    if (reason := java_missing_reason()) is not None:
+        print(f"error: --engine spark cannot start: {reason}", file=sys.stderr)
+        return 2
+    quality = build_features_spark(args.events, args.as_of, args.horizon, out=args.out, master=args.master,
+                                   strict=args.strict)
+    _print_account(quality)
+    if "://" in str(args.out):
+        print(f"wrote {args.out} (parquet, one row per user and observation date)")
+        return 0
+    import pyarrow.parquet as pq
+
+    churned = pq.read_table(args.out, columns=["churned"]).column("churned").to_numpy()
+    print(f"wrote {args.out}: {len(churned):,} rows (user x date), {churned.mean():.1%} positive (Spark, {args.master})")
     print(f"wrote {quality_path(args.out)}: the data-quality account")
     return 0
 
@@ -352,9 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_fidelity)
 
     p = sub.add_parser("features", help="feature table from an event log")
-    p.add_argument("--events", required=True, help="event log (NDJSON, parquet or a folder)")
-    p.add_argument("--as-of", action="append", required=True, metavar="DATE",
-                   help="observation date (repeat for several)")
+    p.add_argument("--events", required=True, help="event log (NDJSON, parquet or a folder; with --engine spark "
+                                                   "also any URI Spark reads: hdfs://, s3a://, ...)")
+    p.add_argument("--as-of", action="append", default=None, metavar="DATE",
+                   help="observation date (repeat for several); required with DuckDB, picked weekly from the "
+                        "log's second half when --engine spark is not given any")
+    p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                   help="duckdb (default: one machine) or spark (the same SQL on Spark, for logs beyond one "
+                        "machine; writes a parquet folder)")
+    p.add_argument("--master", default="local[2]",
+                   help="Spark master with --engine spark: local[N], spark://host:7077, yarn (under spark-submit "
+                        "its --master wins)")
     p.add_argument("--horizon", type=float, default=30, metavar="DAYS", help="label window after each date")
     p.add_argument("--out", required=True, help="parquet file to write (its data-quality account goes beside it, "
                                                 "<out>.quality.json)")

@@ -52,6 +52,7 @@ __all__ = [
     "leakage_report",
     "MAIN_FEATURES",
     "observation_dates",
+    "observation_dates_for_span",
     "plot_leakage",
     "user_features",
 ]
@@ -458,6 +459,32 @@ def observation_dates(events: Events, horizon_days: float = 30, every_days: int 
             "SELECT min(CAST(ts AS BIGINT)), max(CAST(ts AS BIGINT)) FROM events").fetchone()
     finally:
         con.close()
+    return observation_dates_for_span(first, last, horizon_days, every_days, start_fraction)
+
+
+def observation_dates_for_span(first: int | None, last: int | None, horizon_days: float = 30,
+                               every_days: int = 7, start_fraction: float = 0.5) -> list[str]:
+    """:func:`observation_dates` of a log whose events run from ``first`` to ``last`` (epoch ms).
+
+    For engines that find the span themselves (:mod:`churnlib.spark_features`).
+
+    Parameters
+    ----------
+    first, last : int or None
+        The log's first and last ``ts`` (epoch ms); None for an empty log.
+    horizon_days, every_days, start_fraction
+        As for :func:`observation_dates`.
+
+    Returns
+    -------
+    list of str
+        ISO dates, ascending.
+
+    Raises
+    ------
+    ValueError
+        An empty log, or one too short for the label window.
+    """
     if first is None:
         raise ValueError("observation_dates: the event log is empty")
     start = pd.Timestamp(first + start_fraction * (last - first), unit="ms", tz="UTC").ceil("D")

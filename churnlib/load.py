@@ -115,6 +115,20 @@ __all__ = [
     "not_feature_columns",
     "load_table",
     "MIN_PLAUSIBLE_MS",
+    "BLANK_REASON",
+    "BLANK_VALUE_REASON",
+    "GUEST_REASON",
+    "IMPLAUSIBLE_TS_REASON",
+    "LOSSLESS_REPAIRS",
+    "NON_DEFECT_DROPS",
+    "NUMERIC_TEXT_REASON",
+    "clean_events_sql",
+    "event_drop_column",
+    "event_file_kind",
+    "event_files",
+    "event_repair_notes",
+    "event_repair_rules",
+    "numeric_userid_note",
 ]
 
 GUEST_REASON = "logged-out/guest row with empty userId"
@@ -765,6 +779,81 @@ def _repair_rules() -> list[tuple[str, str, str]]:
     return rules
 
 
+def event_repair_rules() -> list[tuple[str, str, str]]:
+    """The repair rules of the event cleaning, in the order of the flags ``r0, r1, ...``.
+
+    The one definition both engines use: the DuckDB loader counts repairs with it, and
+    :mod:`churnlib.spark_load` reads the same flags from the same cleaning query
+    (:func:`clean_events_sql`).
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(reason, column, SQL condition)``; flag ``r{i}`` of :func:`clean_events_sql` is rule ``i``
+        (true on a row the rule repaired). A reason can have several rules (one per column).
+    """
+    return _repair_rules()
+
+
+def event_drop_column(reason: str) -> str | None:
+    """The column a drop reason of the event cleaning concerns (None: the whole row or line).
+
+    Parameters
+    ----------
+    reason : str
+        A key of ``DataQuality.dropped``, e.g. ``"implausible timestamp"``.
+
+    Returns
+    -------
+    str or None
+        ``"ts"`` for timestamp drops, ``"userId"``, ``"sessionId"``, ``"page"``; None otherwise.
+    """
+    return _DROP_COLUMN.get(reason)
+
+
+#: Repairs noted per column in ``quality.notes``, in this order, with what the column held.
+_COLUMN_NOTES = ((NUMERIC_TEXT_REASON, "numbers stored as text: read as numbers"),
+                 (BLANK_VALUE_REASON, "blank text: read as missing"))
+
+
+def event_repair_notes(rule_counts: Sequence[int]) -> list[str]:
+    """The per-column notes of an event account (numbers stored as text, blank values).
+
+    Parameters
+    ----------
+    rule_counts : sequence of int
+        Kept rows flagged by each rule of :func:`event_repair_rules` (same order and length).
+
+    Returns
+    -------
+    list of str
+        ``"column 'length' held 3 numbers stored as text: read as numbers"``, numeric text first,
+        then blank values, each in rule order; rules with no row give no note.
+    """
+    rules = _repair_rules()
+    out: list[str] = []
+    for reason, verb in _COLUMN_NOTES:
+        out += [f"column {rules[i][1]!r} held {int(n):,} {verb}" for i, n in enumerate(rule_counts)
+                if rules[i][0] == reason and n]
+    return out
+
+
+def numeric_userid_note(n: int) -> str:
+    """The note for ``n`` numeric userId values in files whose ids are all numbers (cast to string).
+
+    Parameters
+    ----------
+    n : int
+        Values cast (positive).
+
+    Returns
+    -------
+    str
+        One plain sentence.
+    """
+    return f"{n} numeric userId value(s) in file(s) with only numeric ids cast to string"
+
+
 def _sql_set(values: Iterable[str]) -> str:
     return "(" + ", ".join(_q(v) for v in sorted(values)) + ")"
 
@@ -782,7 +871,22 @@ def _num_text(col: str) -> str:
     return f"CASE WHEN k_{col} = 'VARCHAR' AND isfinite({v}) THEN {v} END"
 
 
-def _clean_sql() -> str:
+def clean_events_sql() -> str:
+    """The query that cleans staged event rows: the one definition of the event rules.
+
+    Reads ``stg_all`` (one row per line or parquet row: ``file_idx, ord, excerpt, problem`` and,
+    per column of :data:`~churnlib.schema.EVENT_COLUMNS`, its JSON/parquet kind ``k_<col>``
+    (``'BIGINT'``, ``'DOUBLE'``, ``'VARCHAR'``, ``'TIMESTAMP'``, ``'BOOLEAN'``, ``'NULL'``, other),
+    text ``s_<col>`` and number ``n_<col>``) and ``mix`` (``file_idx, uid_mixed``). Written in
+    DuckDB SQL; :mod:`churnlib.spark_load` runs it on Spark through :func:`churnlib.spark_sql.to_spark`.
+
+    Returns
+    -------
+    str
+        A ``WITH ... SELECT`` returning ``file_idx, ord, excerpt, drop_reason, page_read, k_page``,
+        the cleaned event columns and one flag ``r{i}`` per rule of :func:`event_repair_rules`. The
+        plausible-time window ends at the time of the call (now + 1 day).
+    """
     nums = _NUM_TYPES
     lo_ms, hi_ms = _plausible_window()
     lo_s, hi_s = lo_ms / 1000, hi_ms / 1000
@@ -792,7 +896,6 @@ def _clean_sql() -> str:
     rules = _repair_rules()
     flags = ",\n".join(f"({cond}) IS TRUE AS r{i}" for i, (_, _, cond) in enumerate(rules))
     return f"""
-    CREATE OR REPLACE TEMP TABLE cl AS
     WITH a AS (
         SELECT stg_all.*, mix.uid_mixed,
             CASE WHEN k_ts = 'VARCHAR' THEN epoch_ms(TRY_CAST(s_ts AS TIMESTAMPTZ)) END AS ts_iso,
@@ -876,6 +979,48 @@ def _clean_sql() -> str:
     FROM c
     """.replace("auth_txt AS auth,",
                 f"CASE WHEN auth_txt IN {_sql_set(AUTH_VALUES)} THEN auth_txt END AS auth,")
+
+
+def _clean_sql() -> str:
+    return "CREATE OR REPLACE TEMP TABLE cl AS" + clean_events_sql()
+
+
+def event_file_kind(path: str | Path) -> str | None:
+    """What the loaders read a file as, from its name: ``"ndjson"``, ``"parquet"``, ``"csv"`` or None.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file name or path (only the name is looked at; ``.gz`` is allowed for NDJSON and CSV).
+
+    Returns
+    -------
+    str or None
+    """
+    return _suffix_kind(Path(path))
+
+
+def event_files(path: str | Path) -> tuple[list[Path], list[str]]:
+    """The event files :func:`load_events` reads for a path, and the notes it starts the account with.
+
+    Parameters
+    ----------
+    path : str or Path
+        An event file or a folder (read recursively in sorted order; hidden files skipped).
+
+    Returns
+    -------
+    files : list of Path
+        NDJSON and parquet files, in the order their rows are numbered.
+    notes : list of str
+        E.g. the non-event files ignored in the folder.
+
+    Raises
+    ------
+    DataValidationError
+        Nonexistent path, not a regular file, unsupported extension, folder without event files.
+    """
+    return _event_files(Path(path))
 
 
 def _event_files(path: Path) -> tuple[list[Path], list[str]]:
@@ -1139,17 +1284,17 @@ def _finish_events(con, path: Path | str, files: list[Path] | list[str], notes: 
                      if rules[i][0] == r and first is not None]
             f_idx, ord_, column = min(cands)
             locations[r] = _event_where(path, files, f_idx, ord_, column, unit)
-    for r, verb in ((NUMERIC_TEXT_REASON, "numbers stored as text: read as numbers"),
-                    (BLANK_VALUE_REASON, "blank text: read as missing")):
-        if r in repaired:
-            idx = by_reason[r]
-            per_col = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE r{i})" for i in idx)
-                                  + " FROM cl WHERE drop_reason IS NULL").fetchone()
-            notes += [f"column {rules[i][1]!r} held {n:,} {verb}" for i, n in zip(idx, per_col) if n]
+    noted = [i for r, _ in _COLUMN_NOTES if r in repaired for i in by_reason[r]]
+    if noted:
+        per_rule = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE r{i})" for i in noted)
+                               + " FROM cl WHERE drop_reason IS NULL").fetchone()
+        rule_counts = [0] * len(rules)
+        for i, n in zip(noted, per_rule):
+            rule_counts[i] = int(n)
+        notes += event_repair_notes(rule_counts)
     numeric_ids = con.execute("SELECT coalesce(sum(n_num), 0) FROM mix WHERE n_str = 0").fetchone()[0]
     if numeric_ids:
-        notes.append(f"{numeric_ids} numeric userId value(s) in file(s) with only numeric ids "
-                     "cast to string")
+        notes.append(numeric_userid_note(numeric_ids))
 
     page_counts = con.execute(
         "SELECT page_read, count(*) AS n FROM cl WHERE k_page = 'VARCHAR' "

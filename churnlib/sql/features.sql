@@ -7,9 +7,11 @@
 -- Parameter      : $as_of  (BIGINT, observation date in epoch ms; Spark SQL spells it :as_of)
 --
 -- Portability: plain CTEs, CASE-based conditional aggregates (no FILTER clause), max_by/min_by,
--- median, regr_slope, stddev_samp, lag/lead, and epoch-millisecond arithmetic instead of
--- engine-specific date functions, so that Spark SQL (>= 3.4) can run it too; only DuckDB is tested.
--- (Spark's max_by keeps NULL values where DuckDB skips them: latest userAgent/location may differ.)
+-- median, lag/lead, and epoch-millisecond arithmetic instead of engine-specific date functions.
+-- Spark SQL runs this same text as translated by churnlib.spark_sql.to_spark (sqlglot, plus
+-- decimal literals read as doubles); tests/test_spark_features.py checks both engines agree.
+-- "Latest non-null value" is written max_by(x, CASE WHEN x IS NOT NULL THEN ord END): DuckDB's
+-- max_by skips a NULL x by itself, Spark's returns it; both skip a NULL ordering value.
 -- Windows are 24-hour buckets counted back from as_of: day_back 0 = [as_of - 1 d, as_of).
 
 WITH
@@ -52,10 +54,10 @@ user_events AS (
         max(ts) AS last_ts,
         max(CASE WHEN page = 'NextSong' THEN ts END) AS last_song_ts,
         max(registration) AS registration,
-        max_by(level, ord) AS level_now,
-        max_by(user_agent, ord) AS user_agent,
-        max_by(location, ord) AS location,
-        max_by(gender, ord) AS gender,
+        max_by(level, CASE WHEN level IS NOT NULL THEN ord END) AS level_now,
+        max_by(user_agent, CASE WHEN user_agent IS NOT NULL THEN ord END) AS user_agent,
+        max_by(location, CASE WHEN location IS NOT NULL THEN ord END) AS location,
+        max_by(gender, CASE WHEN gender IS NOT NULL THEN ord END) AS gender,
         sum(CASE WHEN day_back < 7 THEN 1 ELSE 0 END) AS events_7d,
         sum(CASE WHEN day_back >= 7 AND day_back < 14 THEN 1 ELSE 0 END) AS events_prev_7d,
         sum(CASE WHEN day_back < 14 THEN 1 ELSE 0 END) AS events_14d,
@@ -100,8 +102,8 @@ sessions AS (
         sum(CASE WHEN page = 'NextSong' THEN 1 ELSE 0 END) AS n_songs,
         min(day_back) AS last_day_back,
         max(day_back) AS first_day_back,
-        min_by(level, ord) AS first_level,
-        max_by(level, ord) AS last_level
+        min_by(level, CASE WHEN level IS NOT NULL THEN ord END) AS first_level,
+        max_by(level, CASE WHEN level IS NOT NULL THEN ord END) AS last_level
     FROM ev
     GROUP BY user_id, session_id
 ),
