@@ -16,7 +16,6 @@ CURRENT ?=
 CONFIG ?= config/report.yaml
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
-PYTEST_WORKERS ?= 2
 MODEL ?= models
 PORT ?= 8000
 STORE ?=
@@ -76,11 +75,9 @@ report: $(STAMP)
 	$(BIN)/python -m churnlib report --config $(CONFIG) $(if $(DATA),--data "$(DATA)" --id-col $(ID_COL) --label-col $(LABEL_COL)) $(if $(SPLIT_COL),--split-col $(SPLIT_COL)) $(if $(DURATION_COL),--duration-col $(DURATION_COL)) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0 off false no,$(TRACKING)),--no-tracking)
 
 # Each notebook executes once, under nbval; the report browser test then renders what nbval executed
-# (tests/nbval_executed.py runs it after the notebooks). Two pytest-xdist workers: one runs the notebooks
-# and their readers in order while the other runs the unit tests (PYTEST_WORKERS=0: one process).
-# --durations: the slowest tests, in every log.
+# (tests/nbval_executed.py runs it after the notebooks). --durations: the slowest tests, in every log.
 test: setup
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-kernel-name $(KERNEL) --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m churnlib bench

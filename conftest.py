@@ -17,12 +17,7 @@ import matplotlib
 
 pytest_plugins = ["tests.nbval_executed", "pytester"]
 
-_OWNED = "CHURNLIB_TEST_OUTPUT_OWNED"  # set when this file chose the output root (not the developer)
-if "CHURNLIB_OUTPUT_DIR" not in os.environ or (os.environ.get(_OWNED) == "1" and os.environ.get("PYTEST_XDIST_WORKER")):
-    # One root per process: each pytest-xdist worker (which inherits the controller's environment) gets
-    # its own, so tests on two workers never write the same files; the notebooks all run on one worker.
-    os.environ["CHURNLIB_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="churnlib-test-out-")
-    os.environ[_OWNED] = "1"
+os.environ.setdefault("CHURNLIB_OUTPUT_DIR", tempfile.mkdtemp(prefix="churnlib-test-out-"))
 # No test or notebook run by pytest writes the project's MLflow store (mlruns.db) or a server a developer's
 # MLFLOW_TRACKING_URI names: a session store in a temporary folder instead (kernels inherit it).
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='churnlib-test-mlflow-')}/mlruns.db"

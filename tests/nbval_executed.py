@@ -28,11 +28,9 @@ try:
 except ImportError:  # nbval not installed: no notebook is collected, nothing to keep
     IPyNbCell = ()
 
-__all__ = ["NotebookRun", "XDIST_NOTEBOOKS", "XDIST_SPARK", "nbval_executed"]
+__all__ = ["NotebookRun", "nbval_executed"]
 
 FIXTURE = "nbval_executed"
-XDIST_NOTEBOOKS = "notebooks"
-XDIST_SPARK = "spark"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -59,33 +57,6 @@ _LAST = pytest.StashKey[set]()  # nodeids of each notebook's last cell
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNS] = {}
     config.stash[_LAST] = set()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Under pytest-xdist (``make test`` runs two workers): one worker runs every notebook and then the tests
-    that read what they wrote, in the order :func:`pytest_collection_modifyitems` sets (the notebooks share
-    that worker's output root and build on each other's products); ``tests/test_spark_*.py`` go to one
-    worker together (one JVM); every other test module is a unit of work of its own."""
-    if config.getoption("dist", "no") not in ("load", "loadscope"):
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class NotebookScheduling(LoadScopeScheduling):
-        # The collection (identical on every worker) ends with the notebooks and then their readers, since
-        # the reordering below moved the readers last: everything from the first notebook cell on is one unit.
-        def _split_scope(self, nodeid: str) -> str:
-            collection = self.collection or next(iter(self.registered_collections.values()), [])
-            if not hasattr(self, "_first_cell"):
-                cells = [i for i, n in enumerate(collection) if ".ipynb::" in n]
-                self._first_cell = cells[0] if cells else len(collection)
-                self._index = {n: i for i, n in enumerate(collection)}
-            if self._index.get(nodeid, -1) >= self._first_cell:
-                return XDIST_NOTEBOOKS
-            module = nodeid.split("::", 1)[0]
-            return XDIST_SPARK if Path(module).name.startswith("test_spark") else module
-
-    return NotebookScheduling(config, log)
 
 
 @pytest.hookimpl(trylast=True)
