@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,10 +48,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from churnlib.files import atomic_write
+from churnlib.files import atomic_write, new_file_mode
 from churnlib.schema import EVENT_COLUMNS, MS_PER_DAY, MS_PER_HOUR, PAGE_METHOD_STATUS
 
-__all__ = ["SimulatorConfig", "event_chunks", "simulate_events", "write_event_log", "PAGES"]
+__all__ = ["SimulatorConfig", "event_chunks", "simulate_events", "write_event_log", "write_partitioned_log",
+           "PAGES"]
 
 #: Page codes used inside the kernel (index into this tuple).
 PAGES: tuple[str, ...] = (
@@ -1016,6 +1020,123 @@ def write_event_log(out: str | os.PathLike, n_users: int = 2000, days: float = 6
     return {"path": str(out), "format": fmt, "events": events, "users": n_users,
             "sessions": sessions, "churned": churned, "bytes": out.stat().st_size,
             "seconds": secs, "events_per_s": events / secs if secs > 0 else float("inf")}
+
+
+#: Users simulated to estimate events per user when :func:`write_partitioned_log` is given ``n_events``.
+PILOT_USERS = 2000
+_PART = "part-{:05d}.parquet"
+
+
+def write_partitioned_log(out_dir: str | os.PathLike, n_users: int | None = None, days: float = 60, seed: int = 7, *,
+                          n_events: float | None = None, start: str = "2018-10-01",
+                          config: SimulatorConfig | None = None, chunk_users: int = 2000,
+                          catalogue_seed: int | None = None, id_offset: int = 0, n_jobs: int = 1,
+                          overwrite: bool = False) -> dict:
+    """Simulate a large event log and write it as a folder of parquet files, in bounded memory.
+
+    One file per chunk of ``chunk_users`` users (``part-00000.parquet``, ``part-00001.parquet``, ...
+    in user order; each user's events are in one file), written as the chunk is simulated, so memory
+    holds at most ``n_jobs`` chunks whatever the size of the log (about 0.4 GB per 2,000 users x 60
+    days). Read in file order, the folder holds exactly the events :func:`write_event_log` writes for
+    the same arguments (same rows, order, ``sessionId`` and values; the same parquet schema, strings
+    dictionary-encoded). DuckDB (:func:`churnlib.load.load_events`,
+    :func:`churnlib.features.build_features`) and Spark (``spark.read.parquet``) read the folder as one
+    log. The folder is written under a temporary name beside ``out_dir`` and renamed into place when
+    complete, so a reader never sees a partial log.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Folder to create. It must not exist, unless ``overwrite`` (then it may only hold a previous
+        log's ``part-*.parquet`` files).
+    n_users : int, optional
+        Number of users. Give this or ``n_events``.
+    days, seed, start, config, catalogue_seed, id_offset
+        As in :func:`simulate_events`.
+    n_events : float, optional
+        About how many events to write instead of ``n_users`` (e.g. ``1e8``): the number of users is
+        ``n_events`` over the events per user of a pilot run of the first :data:`PILOT_USERS` users
+        (same seed, days and configuration), so the log is within about 2% of the target (one standard
+        deviation at the defaults) and the same for the same arguments.
+    chunk_users : int, default 2000
+        Users per file (and per chunk held in memory).
+    n_jobs : int, default 1
+        Threads simulating chunks in parallel (each holds one chunk); the files do not depend on it.
+    overwrite : bool, default False
+        Replace an existing log folder.
+
+    Returns
+    -------
+    dict
+        ``path``, ``format`` (``"parquet-folder"``), ``files``, ``events``, ``users``, ``sessions``,
+        ``churned``, ``bytes`` (all files), ``seconds``, ``events_per_s``, and ``target_events``
+        (``n_events``, or None).
+
+    Raises
+    ------
+    ValueError
+        Neither or both of ``n_users`` and ``n_events``, or a bad size.
+    FileExistsError
+        ``out_dir`` exists (without ``overwrite``, or holding other files).
+    """
+    if (n_users is None) == (n_events is None):
+        raise ValueError("write_partitioned_log: give exactly one of n_users and n_events")
+    t0 = time.perf_counter()
+    if n_events is not None:
+        if not np.isfinite(n_events) or n_events < 1:
+            raise ValueError(f"n_events must be a number >= 1, got {n_events!r}")
+        n_users = _users_for_events(float(n_events), days, seed, start, config,
+                                    catalogue_seed=catalogue_seed, id_offset=id_offset)
+    out = Path(out_dir)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists (pass overwrite=True to replace a previous log)")
+        if not out.is_dir() or any(not (f.is_file() and re.fullmatch(r"part-\d{5}\.parquet", f.name))
+                                   for f in out.iterdir()):
+            raise FileExistsError(f"{out} is not a folder written by write_partitioned_log; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    events = sessions = churned = files = size = 0
+    confirm = PAGES.index("Cancellation Confirmation")
+    try:
+        mode = new_file_mode()
+        os.chmod(tmp, mode | (mode & 0o444) >> 2)  # a folder as mkdir makes it (0755 under umask 022)
+        chunks = _run(n_users, days, seed, start, config, chunk_users, catalogue_seed=catalogue_seed,
+                      id_offset=id_offset, n_jobs=n_jobs)
+        for i, table in enumerate(chunks):
+            part = tmp / _PART.format(i)
+            pq.write_table(table, part, row_group_size=max(table.num_rows, 1), compression="snappy",
+                           store_schema=False, dictionary_pagesize_limit=4 << 20)
+            events += table.num_rows
+            sessions += _count_sessions(table)
+            churned += _count_page(table, confirm)
+            files += 1
+            size += part.stat().st_size
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    secs = time.perf_counter() - t0
+    return {"path": str(out), "format": "parquet-folder", "files": files, "events": events, "users": n_users,
+            "sessions": sessions, "churned": churned, "bytes": size, "seconds": secs,
+            "events_per_s": events / secs if secs > 0 else float("inf"),
+            "target_events": None if n_events is None else int(n_events)}
+
+
+def _users_for_events(n_events: float, days: float, seed: int, start: str, config: SimulatorConfig | None,
+                      **more) -> int:
+    """Users needed for about ``n_events`` events: the events per user of the first PILOT_USERS users."""
+    pilot = events = 0
+    for table in _run(PILOT_USERS, days, seed, start, config, PILOT_USERS, **more):
+        events += table.num_rows
+        pilot += PILOT_USERS
+    return max(1, int(round(n_events * pilot / max(events, 1))))
 
 
 def _count_sessions(table: pa.Table) -> int:

@@ -260,3 +260,88 @@ def test_loader_accepts_output_in_strict_mode(tmp_path, name):
     assert sum(log.quality.dropped.values()) == anon
     assert not log.quality.repaired
     assert re.fullmatch(r"\d+", log.events["userId"].iloc[0])
+
+
+# --- large logs: a folder of parquet files written chunk by chunk ------------------------------
+def _folder_events(folder) -> pd.DataFrame:
+    """The files of a partitioned log read one by one, in name order, concatenated."""
+    files = sorted(folder.glob("part-*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def test_partitioned_log_holds_the_single_file_events_and_loads_the_same(tmp_path):
+    from churnlib.load import load_events
+    from churnlib.simulate import write_partitioned_log
+
+    one, folder = tmp_path / "one.parquet", tmp_path / "log"
+    s1 = write_event_log(one, 120, 15, seed=5, chunk_users=50)
+    s2 = write_partitioned_log(folder, 120, 15, seed=5, chunk_users=50)
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "part-00001.parquet",
+                                                        "part-00002.parquet"]
+    pd.testing.assert_frame_equal(_folder_events(folder), pd.read_parquet(one))
+    assert pq.read_schema(folder / "part-00001.parquet").equals(pq.read_schema(one))
+    for key in ("events", "users", "sessions", "churned"):
+        assert s2[key] == s1[key], key
+    assert s2["files"] == 3 and s2["bytes"] == sum(p.stat().st_size for p in folder.iterdir())
+    # each user's events sit in one file
+    users = [set(pd.read_parquet(p, columns=["userId"])["userId"]) - {""} for p in sorted(folder.iterdir())]
+    assert not (users[0] & users[1]) and not (users[1] & users[2])
+    # DuckDB's loader reads the folder as the one log: same events, same account
+    a, b = load_events(folder), load_events(one)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    assert (a.quality.rows_read, a.quality.rows_kept) == (b.quality.rows_read, b.quality.rows_kept)
+    assert a.quality.dropped == b.quality.dropped and not a.quality.notes
+    # the folder gets the permissions of a folder made by mkdir (not mkdtemp's 0700), its files those of a file
+    (tmp_path / "made").mkdir()
+    assert folder.stat().st_mode & 0o777 == (tmp_path / "made").stat().st_mode & 0o777
+    assert (folder / "part-00000.parquet").stat().st_mode & 0o777 == one.stat().st_mode & 0o777
+
+
+def test_partitioned_log_by_event_count_refuses_to_clobber_and_leaves_nothing_on_failure(tmp_path):
+    from churnlib.simulate import write_partitioned_log
+
+    folder = tmp_path / "log"
+    s = write_partitioned_log(folder, n_events=20_000, days=15, seed=9, chunk_users=40)
+    assert s["target_events"] == 20_000 and abs(s["events"] / 20_000 - 1) < 0.25
+    # the same events as the single-file writer for the number of users it chose
+    one = tmp_path / "one.parquet"
+    write_event_log(one, s["users"], 15, seed=9)
+    pd.testing.assert_frame_equal(_folder_events(folder), pd.read_parquet(one))
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_partitioned_log(folder, 10, 5, seed=1)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(ValueError, match="chunk_users"):  # fails mid-way: the old log stays as it was
+        write_partitioned_log(folder, 10, 5, seed=1, chunk_users=0, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    s2 = write_partitioned_log(folder, 10, 5, seed=1, overwrite=True)
+    assert s2["files"] == 1 and len(_folder_events(folder)) == s2["events"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a folder written by"):
+        write_partitioned_log(tmp_path / "mine", 10, 5, seed=1, overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "mine", "one.parquet"]  # no temporary left
+    with pytest.raises(ValueError, match="exactly one"):
+        write_partitioned_log(tmp_path / "x", 10, 5, n_events=100)
+    with pytest.raises(ValueError, match="n_events"):
+        write_partitioned_log(tmp_path / "x", n_events=float("nan"))
+
+
+def test_partitioned_log_reads_in_spark(spark, tmp_path):
+    from churnlib.simulate import write_partitioned_log
+
+    folder = tmp_path / "log"
+    assert write_partitioned_log(folder, 30, 7, seed=4, chunk_users=12)["files"] == 3
+    df = spark.read.parquet(str(folder))
+    assert df.columns == list(EVENT_COLUMNS)
+    got = pd.DataFrame([tuple(r) for r in df.collect()], columns=df.columns)
+    want = _folder_events(folder)
+
+    def canonical(d: pd.DataFrame) -> pd.DataFrame:  # same value, same form: numbers as float, text as str
+        d = d.copy()
+        for c in d.columns:
+            d[c] = d[c].astype("float64") if c in ("ts", "sessionId", "status", "itemInSession", "registration",
+                                                   "length") else d[c].map(lambda v: None if v is None or v != v else str(v))
+        return d.sort_values(list(d.columns)).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(canonical(got), canonical(want))
