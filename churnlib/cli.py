@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from churnlib import paths
+from churnlib.errors import error_message
 from churnlib.outputs import check_output, quality_path
 
 __all__ = ["DEBUG_ENV", "build_parser", "main"]
@@ -481,28 +482,8 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> tuple[int, str]:
 
 
 def _classify(exc: BaseException, files: list[str], command: str) -> tuple[int, str]:
-    if isinstance(exc, EOFError):
-        return 2, f"a compressed input ends early (truncated, or still being written): {', '.join(files)} ({exc})"
-    if isinstance(exc, UnicodeDecodeError):
-        return 2, f"an input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})"
-    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) or (
-            isinstance(exc, FileNotFoundError) and exc.filename):
-        name = exc.filename or ", ".join(files)
-        why = {IsADirectoryError: "is a folder where a file was expected",
-               NotADirectoryError: "part of the path is a file, not a folder",
-               FileExistsError: "already exists and is in the way (a file where a folder is needed?)",
-               PermissionError: "permission denied",
-               FileNotFoundError: "no such file or folder"}.get(type(exc), exc.strerror or type(exc).__name__)
-        return 2, f"{name}: {why}"
-    if isinstance(exc, (ValueError, KeyError, FileNotFoundError)):  # bad input: the message says what to fix
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        if isinstance(exc, KeyError):
-            message = f"no column or key {message!r}"
-        if files and not any(f in message for f in files):
-            message += f" (files: {', '.join(files)})"
-        return 2, message
-    return 1, (f"internal error in `churnlib {command}` ({type(exc).__name__}: {exc}); "
-               f"please report it with the command you ran ({DEBUG_ENV}=1 shows the traceback)")
+    return error_message(exc, files, command, internal_hint=f"please report it with the command you ran "
+                                                           f"({DEBUG_ENV}=1 shows the traceback)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from churnlib.errors import error_message
 from churnlib.intervals import Interval, bootstrap_sampler
 from churnlib.load import DataQuality, detect_kind
 from churnlib.model import ARTIFACT_NAME
@@ -111,7 +112,7 @@ def _renamed(text: str, tmp: Path, name: str) -> str:
 
 
 def error_line(exc: BaseException, files: Sequence[str] = ()) -> str:
-    """The one-line message ``python -m churnlib`` prints after ``error:`` for a failed command.
+    """The one-line message ``python -m churnlib score`` prints after ``error:`` (:func:`churnlib.errors.error_message`).
 
     Same words as the command line: bad input (:class:`churnlib.load.DataValidationError` and other
     ``ValueError``, a truncated compressed file, text that is not UTF-8, an unreadable file) is
@@ -129,28 +130,7 @@ def error_line(exc: BaseException, files: Sequence[str] = ()) -> str:
     str
         One line (never a traceback).
     """
-    files = [str(f) for f in files]
-    if isinstance(exc, EOFError):
-        message = f"a compressed input ends early (truncated, or still being written): {', '.join(files)} ({exc})"
-    elif isinstance(exc, UnicodeDecodeError):
-        message = f"an input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})"
-    elif isinstance(exc, OSError) and (not isinstance(exc, FileNotFoundError) or exc.filename):
-        why = {IsADirectoryError: "is a folder where a file was expected",
-               NotADirectoryError: "part of the path is a file, not a folder",
-               FileExistsError: "already exists and is in the way (a file where a folder is needed?)",
-               PermissionError: "permission denied",
-               FileNotFoundError: "no such file or folder"}.get(type(exc), exc.strerror or type(exc).__name__)
-        message = f"{exc.filename or ', '.join(files)}: {why}"
-    elif isinstance(exc, (ValueError, KeyError, FileNotFoundError)):
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        if isinstance(exc, KeyError):
-            message = f"no column or key {message!r}"
-        if files and not any(f in message for f in files):
-            message += f" (files: {', '.join(files)})"
-    else:
-        message = (f"internal error in `churnlib score` ({type(exc).__name__}: {exc}); please report it with "
-                   "the file you uploaded")
-    return " ".join(message.splitlines())
+    return error_message(exc, files, "score", internal_hint="please report it with the file you uploaded")[1]
 
 
 def score_upload(model_dir: str | os.PathLike, name: str, data: bytes, *, kind: str | None = None,
