@@ -113,10 +113,20 @@ def _monitor_usage(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from churnlib.simulate import write_event_log
+    from churnlib.simulate import write_event_log, write_partitioned_log
 
+    if args.partitioned:
+        users = None if args.events is not None else (args.users or 2000)
+        stats = write_partitioned_log(args.out, users, days=args.days, seed=args.seed, start=args.start,
+                                      n_events=args.events, chunk_users=args.chunk_users)
+        print(f"wrote {args.out}: {stats['files']:,} parquet files, {stats['events']:,} events, {stats['users']:,} users, "
+              f"{stats['churned']:,} cancelled, {stats['seconds']:.1f} s ({stats['events_per_s']:,.0f} events/s)")
+        return 0
+    if args.events is not None:
+        raise ValueError("--events is for --partitioned (a large log written as a folder); give --users for one file")
     check_output(args.out, sidecar=False)
-    stats = write_event_log(args.out, n_users=args.users, days=args.days, seed=args.seed, start=args.start)
+    stats = write_event_log(args.out, n_users=args.users or 2000, days=args.days, seed=args.seed, start=args.start,
+                            chunk_users=args.chunk_users)
     print(f"wrote {args.out}: {stats['events']:,} events, {stats['users']:,} users, {stats['churned']:,} cancelled, "
           f"{stats['seconds']:.1f} s ({stats['events_per_s']:,.0f} events/s)")
     return 0
@@ -363,11 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_monitor, usage=_monitor_usage)
 
     p = sub.add_parser("simulate", help="write a simulated Sparkify event log")
-    p.add_argument("--users", type=int, default=2000)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--users", type=int, default=None, help="number of users (default 2000)")
+    size.add_argument("--events", type=float, default=None, metavar="N",
+                      help="about N events instead of --users, e.g. 1e8 (users estimated from a pilot of the "
+                           "first 2,000); needs --partitioned")
     p.add_argument("--days", type=int, default=60)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", default="2018-10-01", help="first day of the log (UTC)")
-    p.add_argument("--out", required=True, help=".parquet, .json.gz or .jsonl")
+    p.add_argument("--partitioned", action="store_true",
+                   help="write --out as a folder of parquet files, one per --chunk-users users, simulated and "
+                        "written chunk by chunk (about 1.2 GB of memory at any size); DuckDB and Spark read it as one log")
+    p.add_argument("--chunk-users", type=int, default=2000, help="users per chunk (per file with --partitioned)")
+    p.add_argument("--out", required=True, help=".parquet, .json.gz or .jsonl; a folder with --partitioned")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("fidelity", help="simulated vs real Sparkify distributions")

@@ -276,11 +276,13 @@ def load_training_table(path: str | os.PathLike, id_col: str, label_col: str, *,
         feature table, an unreadable file (each naming the file, and the column/line when known).
     """
     path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+    # A folder of parquet parts is one table too: what `features --engine spark` writes.
+    parts = sorted(path.glob("*.parquet")) if path.is_dir() else []
+    if path.suffix.lower() in (".parquet", ".pq") and (path.is_file() or parts):
         import pyarrow.parquet as pq
 
         try:
-            names = pq.read_schema(path).names
+            names = pq.read_schema(parts[0] if parts else path).names
         except Exception as exc:  # noqa: BLE001 - any pyarrow failure is an unreadable file
             raise DataValidationError(f"cannot read parquet file: {exc}", file=path) from None
         if set(KEY_COLUMNS) <= set(names):
