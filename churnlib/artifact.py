@@ -26,7 +26,7 @@ import joblib
 from churnlib.files import atomic_write, jsonable, sha256_file
 
 __all__ = ["Artifact", "ArtifactError", "FORMAT_VERSION", "library_versions", "manifest_path", "read_artifact",
-           "save_artifact"]
+           "save_artifact", "verified_manifest"]
 
 #: Bumped when the manifest layout or the pickled classes change incompatibly
 #: (2: the estimator is a pipeline or a churnlib.calibration.CalibratedClassifier).
@@ -134,6 +134,59 @@ def _major_minor(v: str | None) -> tuple[str, ...] | None:
     return None if v is None else tuple(v.split(".")[:2])
 
 
+def verified_manifest(path: Path, mpath: Path, *, format_version: int, check_versions: bool = True,
+                      what: str = "model") -> dict:
+    """The manifest of a pickled file, once the file has been checked against it, before any unpickling.
+
+    Parameters
+    ----------
+    path, mpath : pathlib.Path
+        The pickled file and its JSON manifest (``sha256``, ``format_version``, ``versions``).
+    format_version : int
+        The manifest format this churnlib reads.
+    check_versions : bool, default True
+        Refuse a file saved with other major.minor versions of :data:`PINNED_LIBRARIES`.
+    what : str, default "model"
+        What the file holds, in the messages.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    ArtifactError
+        A missing file or manifest, an unreadable manifest, another format, a SHA-256 mismatch (the file
+        was modified or corrupted), incompatible library versions.
+    """
+    if not path.is_file():
+        raise ArtifactError(f"{what} file not found: {path}")
+    if not mpath.is_file():
+        raise ArtifactError(f"manifest not found: {mpath} (refusing to unpickle an unverified {what})")
+    try:
+        manifest = json.loads(mpath.read_text())
+        expected = manifest["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"unreadable manifest {mpath}: {exc}") from None
+    if manifest.get("format_version") != format_version:
+        raise ArtifactError(f"{mpath}: manifest format {manifest.get('format_version')!r}, this churnlib "
+                            f"reads format {format_version}; retrain the {what}")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ArtifactError(f"{path}: SHA-256 does not match the manifest (expected {expected[:16]}..., "
+                            f"got {actual[:16]}...): the file was modified or corrupted; refusing to load it")
+    if check_versions:
+        here = library_versions()
+        saved = manifest.get("versions", {})
+        bad = [f"{lib} {saved.get(lib)} (installed {here.get(lib)})" for lib in PINNED_LIBRARIES
+               if _major_minor(saved.get(lib)) != _major_minor(here.get(lib))]
+        if bad:
+            raise ArtifactError(f"{path}: saved with incompatible library versions: {', '.join(bad)}; "
+                                f"retrain the {what} or install the versions it was saved with")
+    return manifest
+
+
 def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Artifact:
     """Load an artifact written by :func:`save_artifact`, refusing anything that does not verify.
 
@@ -165,30 +218,7 @@ def read_artifact(path: str | os.PathLike, *, check_versions: bool = True) -> Ar
     if path.name.endswith(".manifest.json"):
         path = path.with_name(path.name.removesuffix(".manifest.json") + ".joblib")
     mpath = manifest_path(path)
-    if not path.is_file():
-        raise ArtifactError(f"model file not found: {path}")
-    if not mpath.is_file():
-        raise ArtifactError(f"manifest not found: {mpath} (refusing to unpickle an unverified model)")
-    try:
-        manifest = json.loads(mpath.read_text())
-        expected = manifest["sha256"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"unreadable manifest {mpath}: {exc}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{mpath}: manifest format {manifest.get('format_version')!r}, this churnlib "
-                            f"reads format {FORMAT_VERSION}; retrain the model")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ArtifactError(f"{path}: SHA-256 does not match the manifest (expected {expected[:16]}..., "
-                            f"got {actual[:16]}...): the file was modified or corrupted; refusing to load it")
-    if check_versions:
-        here = library_versions()
-        saved = manifest.get("versions", {})
-        bad = [f"{lib} {saved.get(lib)} (installed {here.get(lib)})" for lib in PINNED_LIBRARIES
-               if _major_minor(saved.get(lib)) != _major_minor(here.get(lib))]
-        if bad:
-            raise ArtifactError(f"{path}: saved with incompatible library versions: {', '.join(bad)}; "
-                                "retrain the model or install the versions it was saved with")
+    manifest = verified_manifest(path, mpath, format_version=FORMAT_VERSION, check_versions=check_versions)
     for key in ("threshold", "risk_bands", "feature_schema"):  # an incomplete manifest is never unpickled
         if key not in manifest:
             raise ArtifactError(f"{mpath}: manifest lacks {key!r}; retrain the model")

@@ -16,7 +16,6 @@ is verified (SHA-256, library versions) before unpickling, as the main model's a
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from churnlib import evaluation as ev
 from churnlib import thresholds as th
-from churnlib.artifact import PINNED_LIBRARIES, ArtifactError, library_versions
+from churnlib.artifact import ArtifactError, library_versions, verified_manifest
 from churnlib.calibration import Calibrator
 from churnlib.files import atomic_write, jsonable, sha256_file, write_json
 from churnlib.intervals import Interval
@@ -239,28 +238,8 @@ class WhatIfModel(ClassifierMixin, BaseEstimator):
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         file, mpath = folder / WHATIF_NAME, folder / MANIFEST_NAME
-        if not file.is_file():
-            raise ArtifactError(f"what-if model not found: {file}")
-        if not mpath.is_file():
-            raise ArtifactError(f"manifest not found: {mpath} (refusing to unpickle an unverified model)")
-        try:
-            manifest = json.loads(mpath.read_text())
-            expected = manifest["sha256"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"unreadable manifest {mpath}: {exc}") from None
-        if manifest.get("format_version") != _FORMAT:
-            raise ArtifactError(f"{mpath}: what-if manifest format {manifest.get('format_version')!r}, this "
-                                f"churnlib reads format {_FORMAT}; retrain")
-        actual = sha256_file(file)
-        if actual != expected:
-            raise ArtifactError(f"{file}: SHA-256 does not match the manifest (expected {expected[:16]}..., got "
-                                f"{actual[:16]}...): the file was modified or corrupted; refusing to load it")
-        if check_versions:
-            here, saved = library_versions(), manifest.get("versions", {})
-            bad = [f"{lib} {saved.get(lib)} (installed {here.get(lib)})" for lib in PINNED_LIBRARIES
-                   if str(saved.get(lib)).split(".")[:2] != str(here.get(lib)).split(".")[:2]]
-            if bad:
-                raise ArtifactError(f"{file}: saved with incompatible library versions: {', '.join(bad)}; retrain")
+        manifest = verified_manifest(file, mpath, format_version=_FORMAT, check_versions=check_versions,
+                                     what="what-if model")
         try:
             model = joblib.load(file)
         except Exception as exc:  # a verified file that still fails to unpickle: say so plainly

@@ -10,7 +10,6 @@ install command (a failure under ``CI=true``).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_report_browser import CHROMIUM, INSTALL, Browser
+from tests.test_report_browser import Browser, require_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -44,22 +43,6 @@ PAGE_STATE = """(() => {
 })()"""
 
 
-def _require_chromium() -> str:
-    try:
-        import websocket  # noqa: F401  (the DevTools client)
-    except ImportError:
-        _missing("websocket-client is not installed; run `make setup` (dev dependencies)")
-    if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
-        return CHROMIUM
-    _missing(f"headless Chromium not found at {CHROMIUM}; install it with: {INSTALL}")
-
-
-def _missing(msg: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,7 +53,7 @@ def _free_port() -> int:
 def server(dashboard_tree, tmp_path_factory):
     """The app as users start it (``python -m churnlib dashboard``), on 127.0.0.1 over the session's
     products tree; yields ``(url, tree)``; always stopped."""
-    _require_chromium()
+    require_chromium()
     tree = dashboard_tree
     port = _free_port()
     log = open(tmp_path_factory.mktemp("streamlit") / "streamlit.log", "wb")
@@ -104,7 +87,7 @@ def server(dashboard_tree, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory):
-    b = Browser(_require_chromium(), tmp_path_factory.mktemp("dashboard-browser"))
+    b = Browser(require_chromium(), tmp_path_factory.mktemp("dashboard-browser"))
     yield b
     b.close()
 

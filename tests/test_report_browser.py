@@ -61,20 +61,22 @@ notebooks:
 """
 
 
-def _missing(msg: str) -> None:
+def missing_tool(msg: str) -> None:
+    """Skip with ``msg`` (the install command); fail under ``CI=true``, where nothing may be missing."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(msg)
     pytest.skip(msg)
 
 
-def _require_chromium() -> str:
+def require_chromium() -> str:
+    """Chromium's path, once it and the DevTools client are there (else :func:`missing_tool`)."""
     try:
         import websocket  # noqa: F401  (the DevTools client; a dev dependency of churnlib)
     except ImportError:
-        _missing("websocket-client is not installed; run `make setup` (dev dependencies)")
+        missing_tool("websocket-client is not installed; run `make setup` (dev dependencies)")
     if Path(CHROMIUM).exists() or shutil.which(CHROMIUM):
         return CHROMIUM
-    _missing(f"headless Chromium not found at {CHROMIUM}; install it with: {INSTALL}")
+    missing_tool(f"headless Chromium not found at {CHROMIUM}; install it with: {INSTALL}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +181,7 @@ PAGE_STATE = """(() => {
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    return _require_chromium()
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
