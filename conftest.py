@@ -8,7 +8,9 @@ Figures: the test process draws with matplotlib's Agg backend (no window, no dis
 set here in-process, not through ``MPLBACKEND``: kernels inherit the environment, and a kernel with
 ``MPLBACKEND=Agg`` shows no inline figures. Left alone, nbval's and papermill's kernels render figures
 inline as ``make report``'s do, so the notebooks nbval executed (kept by ``tests/nbval_executed.py``)
-carry their figures and the browser test checks them.
+carry their figures and the browser test checks them. Importing streamlit (the dashboard's tests)
+sets ``MPLBACKEND=Agg`` in the environment, so it is put back as it was before each notebook's kernel
+starts (:func:`pytest_runtest_setup`).
 """
 import os
 import tempfile
@@ -22,3 +24,13 @@ os.environ.setdefault("CHURNLIB_OUTPUT_DIR", tempfile.mkdtemp(prefix="churnlib-t
 # MLFLOW_TRACKING_URI names: a session store in a temporary folder instead (kernels inherit it).
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='churnlib-test-mlflow-')}/mlruns.db"
 matplotlib.use("Agg")
+_MPLBACKEND = os.environ.get("MPLBACKEND")
+
+
+def pytest_runtest_setup(item) -> None:
+    """Before a notebook cell (its kernel starts with the first), the environment's MPLBACKEND as it was."""
+    if item.nodeid.split("::")[0].endswith(".ipynb"):
+        if _MPLBACKEND is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = _MPLBACKEND
